@@ -1,0 +1,161 @@
+//! Unit tests of configuration loading, without touching the process environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let dir = std::env::temp_dir().join(format!(
+        "roomcast-config-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let path = file.map(|text| {
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("roomcast.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    Config::load(path.as_deref(), &|k| env.get(k).cloned())
+}
+
+#[test]
+fn secret_alone_gives_the_documented_defaults() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.jwt.key, JwtKey::Secret("s".into()));
+    assert_eq!(c.jwt.leeway, Duration::from_secs(5));
+    assert_eq!(c.max_message_size, 64 * 1024);
+    assert_eq!(c.send_queue_size, 1024 * 1024);
+    assert_eq!(c.max_rooms_per_connection, 256);
+    assert_eq!(c.max_connections, 100_000);
+    assert_eq!(c.emit_events, ["typing:start", "typing:stop"]);
+    assert_eq!(c.api_key, None);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let file = "listen = \"127.0.0.1:9000\"\nping_interval = \"10s\"\nmax_message_size = \"128KiB\"\nemit_events = [\"a\", \"b\"]\njwt_secret = \"f\"\n";
+    let c = load(&[("ROOMCAST_PING_INTERVAL", "3s")], Some(file)).unwrap();
+    assert_eq!(c.listen.port(), 9000);
+    assert_eq!(c.ping_interval, Duration::from_secs(3));
+    assert_eq!(c.max_message_size, 128 * 1024);
+    assert_eq!(c.emit_events, ["a", "b"]);
+    assert_eq!(c.jwt.key, JwtKey::Secret("f".into()));
+}
+
+#[test]
+fn errors_name_the_setting() {
+    let err = load(&[], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_JWT_SECRET");
+
+    let err = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_PING_INTERVAL", "often"),
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_PING_INTERVAL");
+    assert!(
+        err.to_string()
+            .starts_with("ROOMCAST_PING_INTERVAL: expected a duration"),
+        "{err}"
+    );
+
+    let err = load(
+        &[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_LISTEN", "nowhere")],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_LISTEN");
+
+    let err = load(
+        &[("ROOMCAST_JWT_SECRET", "s")],
+        Some("ping_intervall = \"1s\"\n"),
+    )
+    .unwrap_err();
+    assert!(err.setting.starts_with("ping_intervall in "), "{err}");
+    assert_eq!(err.message, "unknown setting");
+
+    let err = load(
+        &[("ROOMCAST_JWT_SECRET", "s")],
+        Some("max_connections = \"lots\"\n"),
+    )
+    .unwrap_err();
+    assert!(err.setting.starts_with("max_connections in "), "{err}");
+}
+
+#[test]
+fn contradictions_stop_start_up() {
+    let err = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_JWT_PUBLIC_KEY", "/k.pem"),
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_JWT_SECRET");
+    let err = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_IDLE_TIMEOUT", "5s"),
+            ("ROOMCAST_PING_INTERVAL", "10s"),
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_IDLE_TIMEOUT");
+    let err = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_JWT_ALGORITHM", "RS256"),
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_JWT_ALGORITHM");
+    let err = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_REDIS_URL", "redis://x"),
+        ],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_URL");
+}
+
+#[test]
+fn durations_and_sizes_parse() {
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    assert!(parse_duration("1.5s").is_err());
+    assert!(parse_duration("10").is_err());
+    let c = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_SEND_QUEUE_SIZE", "2MiB"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.send_queue_size, 2 * 1024 * 1024);
+    assert!(
+        load(
+            &[
+                ("ROOMCAST_JWT_SECRET", "s"),
+                ("ROOMCAST_SEND_QUEUE_SIZE", "2GiB")
+            ],
+            None
+        )
+        .is_err()
+    );
+}

@@ -1,0 +1,100 @@
+//! The writer task: drains a connection's outbox to its socket, one write per batch.
+//!
+//! Every frame waiting in the outbox is copied into one reused buffer and written with one
+//! `write_all`, so a burst of events costs one syscall, not one per frame. Pings go out on the
+//! node's interval. When the connection closes, frames still queued (unless the reason drops
+//! them) and then the close frame are written; all of that must finish within
+//! [`CLOSE_DEADLINE`] of the close request, or the socket is dropped unfinished.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::handle::ConnectionHandle;
+use crate::close::CloseReason;
+use crate::wire;
+
+/// Time a closing connection gets to write what it still owes, close frame included.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Buffer capacity kept between batches; a larger batch grows it, and it shrinks back after.
+const KEEP_BUFFER: usize = 64 * 1024;
+
+/// Writes the outbox of `conn` to `io` until the connection closes or the socket fails.
+pub async fn run<W: AsyncWrite + Unpin>(
+    mut io: W,
+    conn: Arc<ConnectionHandle>,
+    ping_interval: Duration,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buf = Vec::with_capacity(KEEP_BUFFER);
+    let mut spare = VecDeque::new();
+    let mut close_deadline = None;
+    loop {
+        let mut send_ping = false;
+        // Not biased: under a steady stream of events pings must still go out, or a client
+        // that only listens would look idle to its own keep-alive.
+        tokio::select! {
+            () = conn.outbox.ready() => {}
+            _ = ping.tick() => send_ping = true,
+        }
+        let mut batch = conn.outbox.take(spare);
+        buf.clear();
+        if buf.capacity() > 4 * KEEP_BUFFER {
+            buf.shrink_to(KEEP_BUFFER);
+        }
+        let frames = batch.frames.len();
+        for frame in batch.frames.drain(..) {
+            buf.extend_from_slice(&frame);
+        }
+        spare = batch.frames;
+        let queued_bytes = buf.len();
+        if send_ping {
+            buf.extend_from_slice(&wire::ping(b""));
+        }
+        if let Some(reason) = &batch.close {
+            let Some(code) = reason.code() else { return };
+            buf.extend_from_slice(&wire::close(code, reason.label()));
+            close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_DEADLINE);
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        let written = write(&mut io, &buf, &conn, &mut close_deadline).await;
+        crate::metrics::batch_written(frames, queued_bytes, batch.oldest.map(|t| t.elapsed()));
+        if !written {
+            conn.close(CloseReason::ConnectionLost);
+            return;
+        }
+        if batch.close.is_some() {
+            // FIN after the close frame; the connection task drains what the client still sends.
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+            return;
+        }
+    }
+}
+
+/// Writes `buf`; once the connection is closing, only until the close deadline.
+async fn write<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    buf: &[u8],
+    conn: &ConnectionHandle,
+    close_deadline: &mut Option<Instant>,
+) -> bool {
+    let write = io.write_all(buf);
+    tokio::pin!(write);
+    if close_deadline.is_none() {
+        tokio::select! {
+            result = &mut write => return result.is_ok(),
+            () = conn.outbox.closing() => {}
+        }
+    }
+    // Closing: the in-flight write may finish (a frame cut half-way would corrupt the stream
+    // for the close frame), but no later than the deadline set by the close request.
+    let deadline = *close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_DEADLINE);
+    matches!(tokio::time::timeout_at(deadline, write).await, Ok(Ok(())))
+}

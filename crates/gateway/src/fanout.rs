@@ -1,0 +1,127 @@
+//! [`Fanout`]: hands what arrives on a room's channel to the node's local members of that room.
+//!
+//! Every event is checked and framed once per node: the JSON frame is built with
+//! [`encode_event`], wrapped in a WebSocket frame with [`wire::text`], and the same [`Bytes`]
+//! go to every member's outbox. A member whose outbox is full is closed with 4008 by its own
+//! handle; the loop never waits for it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use roomcast_proto::RoomName;
+use roomcast_proto::frames::{EventParts, LeftReason, ServerFrame, encode_event};
+use serde_json::value::RawValue;
+
+use crate::close::CloseReason;
+use crate::rooms::RoomRegistry;
+use crate::wire;
+
+/// A published event as the broker hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct EventDelivery<'a> {
+    /// Event name.
+    pub event: &'a str,
+    /// Event data, valid JSON.
+    pub data: &'a RawValue,
+    /// Message id.
+    pub id: &'a str,
+    /// The event's offset in the room.
+    pub offset: u64,
+    /// The room's epoch.
+    pub epoch: &'a str,
+    /// Keep the event from this user's connections.
+    pub exclude_user: Option<&'a str>,
+}
+
+/// Local delivery for one node.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    registry: Arc<RoomRegistry>,
+}
+
+impl Fanout {
+    /// Delivery into `registry`.
+    pub fn new(registry: Arc<RoomRegistry>) -> Self {
+        Self { registry }
+    }
+
+    /// The node's room registry.
+    pub fn registry(&self) -> &Arc<RoomRegistry> {
+        &self.registry
+    }
+
+    /// Delivers a published event to the room's local members; returns how many got it.
+    pub fn event(&self, room: &RoomName, e: EventDelivery<'_>, received: Instant) -> usize {
+        if self.registry.member_count(room) == 0 {
+            return 0;
+        }
+        let json = encode_event(EventParts {
+            room: room.as_str(),
+            event: e.event,
+            data: e.data,
+            id: Some(e.id),
+            position: Some((e.offset, e.epoch)),
+            from: None,
+        });
+        let sent = self
+            .registry
+            .broadcast(room, &wire::text(&json), received, e.exclude_user);
+        crate::metrics::event_fanned_out("event", sent);
+        sent
+    }
+
+    /// Delivers an ephemeral `emit` from `from_user` to the room's other local members.
+    pub fn emit(
+        &self,
+        room: &RoomName,
+        event: &str,
+        data: &RawValue,
+        from_user: &str,
+        received: Instant,
+    ) -> usize {
+        let json = encode_event(EventParts {
+            room: room.as_str(),
+            event,
+            data,
+            id: None,
+            position: None,
+            from: Some(from_user),
+        });
+        let sent = self
+            .registry
+            .broadcast(room, &wire::text(&json), received, Some(from_user));
+        crate::metrics::event_fanned_out("emit", sent);
+        sent
+    }
+
+    /// Ends the local subscriptions of `users` to `room` with a `left` frame.
+    pub fn remove_members(&self, room: &RoomName, users: &[impl AsRef<str>]) -> usize {
+        let left = wire::text(
+            &ServerFrame::Left {
+                room: room.as_str().to_owned(),
+                reason: LeftReason::Removed,
+            }
+            .to_json(),
+        );
+        let mut ended = 0;
+        for conn in self.registry.members(room) {
+            if users.iter().any(|u| u.as_ref() == &*conn.user) && conn.leave(room) {
+                conn.send(left.clone(), Instant::now());
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Closes every local connection of `user` with `code`; returns how many.
+    pub fn disconnect_user(&self, user: &str, code: u16) -> usize {
+        let Ok(room) = RoomName::user(user) else {
+            return 0;
+        };
+        let conns = self.registry.members(&room);
+        for conn in &conns {
+            conn.close(CloseReason::Disconnected(code));
+        }
+        conns.len()
+    }
+}

@@ -1,0 +1,190 @@
+//! [`Server`]: the HTTP router of a node, serving until shutdown, then draining.
+//!
+//! Shutdown stops accepting, fails `/readyz`, closes every client with 1012 spread evenly over
+//! `drain_window` (so they do not all reconnect in the same second), and waits for the
+//! connection tasks. axum's graceful shutdown does not wait for upgraded sockets, so the node
+//! tracks them itself.
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fastwebsockets::upgrade::IncomingUpgrade;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::close::CloseReason;
+use crate::config::{Config, ConfigError};
+use crate::node::Node;
+
+/// Time connection tasks get after the last 1012 before shutdown stops waiting for them.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// A gateway node, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    node: Arc<Node>,
+}
+
+impl Server {
+    /// Builds a node from a checked configuration.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            node: Node::new(config)?,
+        })
+    }
+
+    /// The node's shared state.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let node = self.node;
+        let upkeep = tokio::spawn(crate::metrics::upkeep(node.metrics.clone()));
+        let stop = CancellationToken::new();
+        let http = axum::serve(listener, router(Arc::clone(&node)))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        let http = tokio::spawn(http);
+
+        shutdown.await;
+        let live = node.live_connections().len();
+        tracing::info!(
+            connections = live,
+            window_ms = node.config.drain_window.as_millis() as u64,
+            "draining"
+        );
+        node.start_draining();
+        stop.cancel();
+        drain(&node).await;
+        upkeep.abort();
+        // HTTP requests in flight finish on their own; a stuck one does not hold the exit.
+        match tokio::time::timeout(Duration::from_secs(5), http).await {
+            Ok(Ok(result)) => result,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The node's routes.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(crate::api::routes())
+        .with_state(node)
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade request\n",
+        )
+            .into_response();
+    };
+    if node.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "node is draining\n").into_response();
+    }
+    let token = query.token.or_else(|| {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    });
+    let slot = node.take_slot();
+    let (response, socket) = match upgrade.upgrade() {
+        Ok(pair) => pair,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("upgrade failed: {e}\n")).into_response();
+        }
+    };
+    node.tasks.spawn(crate::connection::run(
+        Arc::clone(&node),
+        socket,
+        token,
+        slot,
+    ));
+    response.into_response()
+}
+
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    if node.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if !node.broker.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "broker not ready\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Closes every connection with 1012, spread evenly over the drain window, then waits for the
+/// connection tasks (bounded).
+async fn drain(node: &Node) {
+    let window = node.config.drain_window;
+    let start = Instant::now();
+    let conns = node.live_connections();
+    let count = conns.len() as u32;
+    for (i, conn) in (0u32..).zip(&conns) {
+        let at = start + window.mul_f64(f64::from(i) / f64::from(count.max(1)));
+        // Sleep only when the next close is at least a timer tick away, so thousands of
+        // connections close in batches rather than one timer each.
+        if at > Instant::now() + Duration::from_millis(2) {
+            tokio::time::sleep_until(at).await;
+        }
+        conn.close(CloseReason::Shutdown);
+    }
+    // Sockets that were still authenticating when the drain began become sessions later.
+    node.tasks.close();
+    let deadline = Instant::now() + DRAIN_GRACE;
+    loop {
+        for conn in node.live_connections() {
+            conn.close(CloseReason::Shutdown);
+        }
+        if tokio::time::timeout(Duration::from_millis(100), node.tasks.wait())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                tasks = node.tasks.len(),
+                "drain grace over; exiting with connections still open"
+            );
+            break;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! JSON bodies of the publish API (`POST /api/publish`, `/api/members`, `/api/disconnect`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Body of `POST /api/publish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Room to publish to.
+    pub room: String,
+    /// Event name, e.g. `message:new`.
+    pub event: String,
+    /// Event data (any JSON); `null` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Box<RawValue>>,
+    /// Message id clients use to drop duplicates; the gateway makes one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Keep the event from this user's connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_user: Option<String>,
+}
+
+/// Reply to a publish: where the event landed in the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishResponse {
+    /// The event's offset in the room.
+    pub offset: u64,
+    /// The room's epoch.
+    pub epoch: String,
+    /// The message id (the one given, or the one the gateway made).
+    pub id: String,
+}
+
+/// Body of `POST /api/members`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersRequest {
+    /// Room whose member set changes.
+    pub room: String,
+    /// Users to add.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Users to remove; their live subscriptions end with `left`.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Reply to `POST /api/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersResponse {
+    /// How many users were added that were not members before.
+    pub added: u64,
+    /// How many users were removed that were members before.
+    pub removed: u64,
+}
+
+/// Body of `POST /api/disconnect`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectRequest {
+    /// User whose connections close.
+    pub user: String,
+    /// Close code: 1000 or 4000-4999; 4003 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+/// Reply to `POST /api/disconnect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisconnectResponse {
+    /// Connections closed on the node that answered.
+    pub closed: u64,
+}
+
+/// Body of every API error reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// Machine-readable code: `bad_request`, `unauthorized`, `unavailable`, `internal`.
+    pub error: String,
+    /// What was wrong, naming the field.
+    pub message: String,
+}
