@@ -5,8 +5,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = format!("{proto_dir}/roomcast.proto");
     println!("cargo:rerun-if-changed={file}");
     let descriptors = protox::compile([&file], [proto_dir])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .compile_fds(descriptors)?;
+    prost_build::Config::new().bytes(["."]).compile_fds(descriptors)?;
     Ok(())
 }

@@ -28,25 +28,18 @@ async fn main() -> anyhow::Result<()> {
     config.max_connections = clients + 10;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = Server::new(config)?;
+    let server = Server::new(config).await?;
     let node = Arc::clone(server.node());
     tokio::spawn(server.serve(listener, std::future::pending()));
 
-    let token = |sub: &str| {
-        mint_hs256(
-            "probe",
-            &serde_json::json!({"sub": sub, "org": "probe", "exp": unix_now() + 3600}),
-        )
-    };
+    let token =
+        |sub: &str| mint_hs256("probe", &serde_json::json!({"sub": sub, "org": "probe", "exp": unix_now() + 3600}));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Duration>(clients);
     let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let start = Arc::new(std::sync::OnceLock::<Instant>::new());
     for i in 0..clients {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/ws?token={}",
-            token(&format!("c{i}"))
-        ))
-        .await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={}", token(&format!("c{i}")))).await?;
         ws.next().await; // connected
         let (done_tx, ready, start) = (done_tx.clone(), Arc::clone(&ready), Arc::clone(&start));
         tokio::spawn(async move {
@@ -69,13 +62,7 @@ async fn main() -> anyhow::Result<()> {
     start.set(Instant::now()).unwrap();
     let publish_start = Instant::now();
     for _ in 0..events {
-        let p = Publish {
-            room: &room,
-            event: "message:new",
-            data: &data,
-            id: None,
-            exclude_user: None,
-        };
+        let p = Publish { room: &room, event: "message:new", data: &data, id: None, exclude_user: None };
         node.broker.publish(p).await?;
         // Yield now and then so writers run while the publisher goes on, as with real traffic.
         tokio::task::yield_now().await;
@@ -90,14 +77,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(
-    clients: usize,
-    events: usize,
-    payload: usize,
-    publish: Duration,
-    last: Duration,
-    deliveries: f64,
-) {
+fn report(clients: usize, events: usize, payload: usize, publish: Duration, last: Duration, deliveries: f64) {
     use std::io::Write;
     let _ = writeln!(
         std::io::stdout(),

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use roomcast_proto::api::{
-    ApiErrorBody, DisconnectRequest, DisconnectResponse, MembersRequest, MembersResponse,
-    PublishRequest, PublishResponse,
+    ApiErrorBody, DisconnectRequest, DisconnectResponse, MembersRequest, MembersResponse, PublishRequest,
+    PublishResponse,
 };
 use roomcast_proto::{RoomKind, RoomName};
 use serde::de::DeserializeOwned;
@@ -46,34 +46,19 @@ pub struct ApiError {
 
 impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error: "bad_request",
-            message: message.into(),
-        }
+        Self { status: StatusCode::BAD_REQUEST, error: "bad_request", message: message.into() }
     }
 }
 
 impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error: "unavailable",
-            message: e.to_string(),
-        }
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, error: "unavailable", message: e.to_string() }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(ApiErrorBody {
-                error: self.error.to_owned(),
-                message: self.message,
-            }),
-        )
-            .into_response()
+        (self.status, Json(ApiErrorBody { error: self.error.to_owned(), message: self.message })).into_response()
     }
 }
 
@@ -100,11 +85,7 @@ async fn publish(
         })
         .await?;
     crate::metrics::event_published();
-    Ok(Json(PublishResponse {
-        offset: published.offset,
-        epoch: published.epoch,
-        id: published.id,
-    }))
+    Ok(Json(PublishResponse { offset: published.offset, epoch: published.epoch, id: published.id }))
 }
 
 async fn members(
@@ -122,10 +103,7 @@ async fn members(
     for user in req.add.iter().chain(&req.remove) {
         check_name("user", user)?;
     }
-    let (added, removed) = node
-        .broker
-        .update_members(&room, &req.add, &req.remove)
-        .await?;
+    let (added, removed) = node.broker.update_members(&room, &req.add, &req.remove).await?;
     Ok(Json(MembersResponse { added, removed }))
 }
 
@@ -138,20 +116,14 @@ async fn disconnect(
     check_name("user", &req.user)?;
     let code = req.code.unwrap_or(4003);
     if !(code == 1000 || (4000..=4999).contains(&code)) {
-        return Err(ApiError::bad_request(format!(
-            "code: {code} is not 1000 or 4000-4999"
-        )));
+        return Err(ApiError::bad_request(format!("code: {code} is not 1000 or 4000-4999")));
     }
     let closed = node.broker.disconnect_user(&req.user, code).await?;
     Ok(Json(DisconnectResponse { closed }))
 }
 
 /// Checks the API key, then reads and parses the body.
-async fn read_body<T: DeserializeOwned>(
-    node: &Node,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<T, ApiError> {
+async fn read_body<T: DeserializeOwned>(node: &Node, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     authorize(node, headers)?;
     let limit = node.config.max_api_body;
     let bytes = match Limited::new(body, limit).collect().await {
@@ -164,9 +136,7 @@ async fn read_body<T: DeserializeOwned>(
             });
         }
         Err(e) => {
-            return Err(ApiError::bad_request(format!(
-                "body could not be read: {e}"
-            )));
+            return Err(ApiError::bad_request(format!("body could not be read: {e}")));
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("body: {e}")))
@@ -179,9 +149,7 @@ fn authorize(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
         message: message.to_owned(),
     };
     let Some(key) = &node.config.api_key else {
-        return Err(unauthorized(
-            "ROOMCAST_API_KEY is not set on this node; the API is closed",
-        ));
+        return Err(unauthorized("ROOMCAST_API_KEY is not set on this node; the API is closed"));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -208,10 +176,7 @@ fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!("{field}: is empty")));
     }
     if value.len() > MAX_NAME_LEN {
-        return Err(ApiError::bad_request(format!(
-            "{field}: is {} bytes, the limit is {MAX_NAME_LEN}",
-            value.len()
-        )));
+        return Err(ApiError::bad_request(format!("{field}: is {} bytes, the limit is {MAX_NAME_LEN}", value.len())));
     }
     Ok(())
 }

@@ -67,9 +67,7 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("TokenVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish()
+        f.debug_struct("TokenVerifier").field("algorithms", &self.validation.algorithms).finish()
     }
 }
 
@@ -77,10 +75,7 @@ impl TokenVerifier {
     /// Builds the verifier; a key that cannot be read or parsed names its setting.
     pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
         let (key, algorithm) = match &config.key {
-            JwtKey::Secret(secret) => (
-                DecodingKey::from_secret(secret.as_bytes()),
-                Algorithm::HS256,
-            ),
+            JwtKey::Secret(secret) => (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256),
             JwtKey::PublicKey(path) => load_public_key(path, config.algorithm.as_deref())?,
         };
         let mut validation = Validation::new(algorithm);
@@ -99,11 +94,7 @@ impl TokenVerifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self {
-            key,
-            validation,
-            leeway: config.leeway,
-        })
+        Ok(Self { key, validation, leeway: config.leeway })
     }
 
     /// Verifies a connection token.
@@ -122,37 +113,23 @@ impl TokenVerifier {
     }
 
     fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str) -> Result<T, AuthError> {
-        jsonwebtoken::decode::<T>(token, &self.key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<T>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|e| {
+            match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
-            })
+            }
+        })
     }
 }
 
-fn load_public_key(
-    path: &std::path::Path,
-    algorithm: Option<&str>,
-) -> Result<(DecodingKey, Algorithm), ConfigError> {
-    let fail = |setting: &str, message: String| ConfigError {
-        setting: setting.to_owned(),
-        message,
-    };
-    let pem = std::fs::read(path).map_err(|e| {
-        fail(
-            "ROOMCAST_JWT_PUBLIC_KEY",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+fn load_public_key(path: &std::path::Path, algorithm: Option<&str>) -> Result<(DecodingKey, Algorithm), ConfigError> {
+    let fail = |setting: &str, message: String| ConfigError { setting: setting.to_owned(), message };
+    let pem = std::fs::read(path)
+        .map_err(|e| fail("ROOMCAST_JWT_PUBLIC_KEY", format!("cannot read {}: {e}", path.display())))?;
     let parsed = match algorithm {
         Some(name) => {
-            let alg: Algorithm = name.parse().map_err(|_| {
-                fail(
-                    "ROOMCAST_JWT_ALGORITHM",
-                    format!("unknown algorithm {name:?}"),
-                )
-            })?;
+            let alg: Algorithm =
+                name.parse().map_err(|_| fail("ROOMCAST_JWT_ALGORITHM", format!("unknown algorithm {name:?}")))?;
             let key = match alg {
                 Algorithm::RS256
                 | Algorithm::RS384
@@ -163,10 +140,7 @@ fn load_public_key(
                 Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
                 Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
                 _ => {
-                    return Err(fail(
-                        "ROOMCAST_JWT_ALGORITHM",
-                        format!("{name} needs a secret, not a public key"),
-                    ));
+                    return Err(fail("ROOMCAST_JWT_ALGORITHM", format!("{name} needs a secret, not a public key")));
                 }
             };
             key.map(|k| (k, alg)).ok()
@@ -180,31 +154,21 @@ fn load_public_key(
     parsed.ok_or_else(|| {
         fail(
             "ROOMCAST_JWT_PUBLIC_KEY",
-            format!(
-                "{} is not an RSA, EC or Ed25519 public key in PEM form",
-                path.display()
-            ),
+            format!("{} is not an RSA, EC or Ed25519 public key in PEM form", path.display()),
         )
     })
 }
 
 /// Signs `claims` with HS256, as `roomcast token` and tests do.
 pub fn mint_hs256<T: Serialize>(secret: &str, claims: &T) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    // HS256 over serializable claims has no failure mode besides a broken serializer.
-    .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        // HS256 over serializable claims has no failure mode besides a broken serializer.
+        .expect("HS256 signing cannot fail")
 }
 
 /// Now, in Unix seconds.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -223,46 +187,19 @@ mod tests {
     #[test]
     fn valid_token_passes_and_expired_is_told_apart() {
         let v = verifier(None, None);
-        let ok = mint_hs256(
-            "k",
-            &ConnectionClaims {
-                sub: "u1".into(),
-                org: None,
-                exp: unix_now() + 60,
-            },
-        );
+        let ok = mint_hs256("k", &ConnectionClaims { sub: "u1".into(), org: None, exp: unix_now() + 60 });
         assert_eq!(v.verify_connection(&ok).unwrap().sub, "u1");
-        let old = mint_hs256(
-            "k",
-            &ConnectionClaims {
-                sub: "u1".into(),
-                org: None,
-                exp: unix_now() - 10,
-            },
-        );
+        let old = mint_hs256("k", &ConnectionClaims { sub: "u1".into(), org: None, exp: unix_now() - 10 });
         assert_eq!(v.verify_connection(&old), Err(AuthError::Expired));
-        let wrong_key = mint_hs256(
-            "other",
-            &ConnectionClaims {
-                sub: "u1".into(),
-                org: None,
-                exp: unix_now() + 60,
-            },
-        );
-        assert!(matches!(
-            v.verify_connection(&wrong_key),
-            Err(AuthError::Invalid(_))
-        ));
+        let wrong_key = mint_hs256("other", &ConnectionClaims { sub: "u1".into(), org: None, exp: unix_now() + 60 });
+        assert!(matches!(v.verify_connection(&wrong_key), Err(AuthError::Invalid(_))));
     }
 
     #[test]
     fn issuer_and_audience_are_required_when_configured() {
         let v = verifier(Some("iss1"), Some("aud1"));
         let exp = unix_now() + 60;
-        let good = mint_hs256(
-            "k",
-            &serde_json::json!({"sub":"u","exp":exp,"iss":"iss1","aud":"aud1"}),
-        );
+        let good = mint_hs256("k", &serde_json::json!({"sub":"u","exp":exp,"iss":"iss1","aud":"aud1"}));
         assert!(v.verify_connection(&good).is_ok());
         for claims in [
             serde_json::json!({"sub":"u","exp":exp,"aud":"aud1"}),
@@ -271,10 +208,7 @@ mod tests {
             serde_json::json!({"sub":"u","exp":exp,"iss":"iss1"}),
         ] {
             let token = mint_hs256("k", &claims);
-            assert!(
-                matches!(v.verify_connection(&token), Err(AuthError::Invalid(_))),
-                "{claims}"
-            );
+            assert!(matches!(v.verify_connection(&token), Err(AuthError::Invalid(_))), "{claims}");
         }
     }
 
@@ -282,14 +216,8 @@ mod tests {
     fn missing_sub_or_exp_is_invalid() {
         let v = verifier(None, None);
         let no_exp = mint_hs256("k", &serde_json::json!({"sub":"u"}));
-        assert!(matches!(
-            v.verify_connection(&no_exp),
-            Err(AuthError::Invalid(_))
-        ));
+        assert!(matches!(v.verify_connection(&no_exp), Err(AuthError::Invalid(_))));
         let no_sub = mint_hs256("k", &serde_json::json!({"exp": unix_now() + 60}));
-        assert!(matches!(
-            v.verify_connection(&no_sub),
-            Err(AuthError::Invalid(_))
-        ));
+        assert!(matches!(v.verify_connection(&no_sub), Err(AuthError::Invalid(_))));
     }
 }

@@ -44,9 +44,7 @@ impl CloseReason {
             CloseReason::ConnectionLost => return None,
             CloseReason::Shutdown => 1012,
             CloseReason::AuthFailed(AuthError::Expired) | CloseReason::TokenExpired => 4001,
-            CloseReason::AuthFailed(AuthError::Invalid(_))
-            | CloseReason::AuthTimeout
-            | CloseReason::Forbidden => 4003,
+            CloseReason::AuthFailed(AuthError::Invalid(_)) | CloseReason::AuthTimeout | CloseReason::Forbidden => 4003,
             CloseReason::SlowConsumer => 4008,
             CloseReason::TooLarge => 4009,
             CloseReason::TooManyConnections => 4029,
@@ -79,10 +77,7 @@ impl CloseReason {
     /// Whether frames still queued are dropped rather than written before the close frame.
     pub fn drops_queue(&self) -> bool {
         // A slow consumer is closed because its queue is full: writing it first defeats the point.
-        matches!(
-            self,
-            CloseReason::SlowConsumer | CloseReason::ConnectionLost
-        )
+        matches!(self, CloseReason::SlowConsumer | CloseReason::ConnectionLost)
     }
 }
 
@@ -93,14 +88,8 @@ mod tests {
     #[test]
     fn codes_follow_the_contract() {
         assert_eq!(CloseReason::Shutdown.code(), Some(1012));
-        assert_eq!(
-            CloseReason::AuthFailed(AuthError::Expired).code(),
-            Some(4001)
-        );
-        assert_eq!(
-            CloseReason::AuthFailed(AuthError::Invalid("x".into())).code(),
-            Some(4003)
-        );
+        assert_eq!(CloseReason::AuthFailed(AuthError::Expired).code(), Some(4001));
+        assert_eq!(CloseReason::AuthFailed(AuthError::Invalid("x".into())).code(), Some(4003));
         assert_eq!(CloseReason::TokenExpired.code(), Some(4001));
         assert_eq!(CloseReason::AuthTimeout.code(), Some(4003));
         assert_eq!(CloseReason::SlowConsumer.code(), Some(4008));

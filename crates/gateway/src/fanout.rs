@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use prost::Message;
 use roomcast_proto::RoomName;
+use roomcast_proto::envelope::{Envelope, envelope::Body};
 use roomcast_proto::frames::{EventParts, LeftReason, ServerFrame, encode_event};
 use serde_json::value::RawValue;
 
@@ -63,22 +65,60 @@ impl Fanout {
             position: Some((e.offset, e.epoch)),
             from: None,
         });
-        let sent = self
-            .registry
-            .broadcast(room, &wire::text(&json), received, e.exclude_user);
+        let sent = self.registry.broadcast(room, &wire::text(&json), received, e.exclude_user);
         crate::metrics::event_fanned_out("event", sent);
         sent
     }
 
+    /// Delivers one broker envelope (protobuf) to the local members of its room, and returns it.
+    /// Envelopes that do not decode are dropped with a warning: no roomcast publisher made them.
+    pub fn envelope(&self, bytes: &[u8], received: Instant) -> Option<Envelope> {
+        let envelope = match Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping an envelope that does not decode");
+                return None;
+            }
+        };
+        let Ok(room) = RoomName::parse(&envelope.room) else {
+            tracing::warn!(room = %envelope.room, "dropping an envelope for an invalid room");
+            return None;
+        };
+        match &envelope.body {
+            Some(Body::Event(e)) => {
+                let Some(data) = json(&e.data) else {
+                    tracing::warn!(%room, "dropping an event whose data is not JSON");
+                    return None;
+                };
+                let delivery = EventDelivery {
+                    event: &e.event,
+                    data,
+                    id: &e.id,
+                    offset: envelope.offset,
+                    epoch: &envelope.epoch,
+                    exclude_user: Some(e.exclude_user.as_str()).filter(|u| !u.is_empty()),
+                };
+                self.event(&room, delivery, received);
+            }
+            Some(Body::Emit(e)) => {
+                if let Some(data) = json(&e.data) {
+                    self.emit(&room, &e.event, data, &e.from_user, received);
+                }
+            }
+            Some(Body::MembersRemoved(m)) => {
+                self.remove_members(&room, &m.users);
+            }
+            Some(Body::Disconnect(d)) => {
+                let code = u16::try_from(d.code).unwrap_or(4003);
+                self.disconnect_user(&d.user, code);
+            }
+            None => {}
+        }
+        Some(envelope)
+    }
+
     /// Delivers an ephemeral `emit` from `from_user` to the room's other local members.
-    pub fn emit(
-        &self,
-        room: &RoomName,
-        event: &str,
-        data: &RawValue,
-        from_user: &str,
-        received: Instant,
-    ) -> usize {
+    pub fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str, received: Instant) -> usize {
         let json = encode_event(EventParts {
             room: room.as_str(),
             event,
@@ -87,22 +127,15 @@ impl Fanout {
             position: None,
             from: Some(from_user),
         });
-        let sent = self
-            .registry
-            .broadcast(room, &wire::text(&json), received, Some(from_user));
+        let sent = self.registry.broadcast(room, &wire::text(&json), received, Some(from_user));
         crate::metrics::event_fanned_out("emit", sent);
         sent
     }
 
     /// Ends the local subscriptions of `users` to `room` with a `left` frame.
     pub fn remove_members(&self, room: &RoomName, users: &[impl AsRef<str>]) -> usize {
-        let left = wire::text(
-            &ServerFrame::Left {
-                room: room.as_str().to_owned(),
-                reason: LeftReason::Removed,
-            }
-            .to_json(),
-        );
+        let left =
+            wire::text(&ServerFrame::Left { room: room.as_str().to_owned(), reason: LeftReason::Removed }.to_json());
         let mut ended = 0;
         for conn in self.registry.members(room) {
             if users.iter().any(|u| u.as_ref() == &*conn.user) && conn.leave(room) {
@@ -124,4 +157,9 @@ impl Fanout {
         }
         conns.len()
     }
+}
+
+/// Borrows `data` as JSON, checking it once for the whole node.
+fn json(data: &[u8]) -> Option<&RawValue> {
+    serde_json::from_slice::<&RawValue>(data).ok()
 }

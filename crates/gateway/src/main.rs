@@ -51,21 +51,13 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
-        Command::Token {
-            sub,
-            org,
-            ttl,
-            room,
-        } => token(&config, sub, org, ttl, room),
+        Command::Token { sub, org, ttl, room } => token(&config, sub, org, ttl, room),
     }
 }
 
 fn serve(config: Config) -> ExitCode {
     init_tracing(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("roomcast: cannot start the runtime: {e}")),
     };
@@ -74,9 +66,9 @@ fn serve(config: Config) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("ROOMCAST_LISTEN: cannot bind {listen}: {e}"))?;
-        let server = Server::new(config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let server = Server::new(config).await.map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, node = %server.node().config.node_id, broker = "embedded", "roomcast listening");
+        tracing::info!(%addr, node = %server.node().config.node_id, broker = server.node().broker.kind(), "roomcast listening");
         server.serve(listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
@@ -102,13 +94,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn token(
-    config: &Config,
-    sub: String,
-    org: Option<String>,
-    ttl: Duration,
-    room: Option<String>,
-) -> ExitCode {
+fn token(config: &Config, sub: String, org: Option<String>, ttl: Duration, room: Option<String>) -> ExitCode {
     let JwtKey::Secret(secret) = &config.jwt.key else {
         return fail("roomcast token: needs ROOMCAST_JWT_SECRET (a public key cannot sign)");
     };

@@ -7,9 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
-};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Open WebSocket connections.
@@ -42,21 +40,22 @@ pub const FANOUT_LATENCY: &str = "roomcast_fanout_latency_seconds";
 pub const COMMANDS: &str = "roomcast_commands_total";
 
 /// Buckets of the fan-out latency histogram, in seconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// How often histogram and summary storage is compacted.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
 ///
-/// Later calls (several in-process servers in one test binary) share the same recorder.
-pub fn install() -> PrometheusHandle {
+/// Every series carries `node="<node_id>"` of the first caller. Later calls (several
+/// in-process servers in one test binary) share the same recorder.
+pub fn install(node_id: &str) -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .add_global_label("node", node_id)
                 .set_buckets_for_metric(Matcher::Full(FANOUT_LATENCY.to_owned()), LATENCY_BUCKETS)
                 .expect("latency buckets are not empty")
                 .build_recorder();
@@ -83,32 +82,16 @@ fn describe() {
     describe_gauge!(CONNECTIONS_OPEN, "Open WebSocket connections.");
     describe_counter!(CONNECTIONS_OPENED, "Connections authenticated and opened.");
     describe_counter!(CONNECTIONS_CLOSED, "Connections closed, by reason.");
-    describe_counter!(
-        AUTH_FAILURES,
-        "Tokens refused at connect or refresh, by reason."
-    );
+    describe_counter!(AUTH_FAILURES, "Tokens refused at connect or refresh, by reason.");
     describe_gauge!(ROOMS, "Rooms with at least one local member.");
     describe_gauge!(SUBSCRIPTIONS, "Local memberships (connection, room).");
-    describe_counter!(
-        EVENTS_PUBLISHED,
-        "Events accepted by this node's publish API."
-    );
-    describe_counter!(
-        EVENTS_FANNED_OUT,
-        "Events fanned out to local members, by kind."
-    );
+    describe_counter!(EVENTS_PUBLISHED, "Events accepted by this node's publish API.");
+    describe_counter!(EVENTS_FANNED_OUT, "Events fanned out to local members, by kind.");
     describe_counter!(DELIVERIES, "Frames queued to members by fan-out.");
     describe_counter!(FRAMES_SENT, "WebSocket frames written to sockets.");
     describe_counter!(BYTES_SENT, Unit::Bytes, "Bytes written to sockets.");
-    describe_counter!(
-        SLOW_CONSUMER_CLOSES,
-        "Connections closed with 4008 because their send queue overflowed."
-    );
-    describe_histogram!(
-        FANOUT_LATENCY,
-        Unit::Seconds,
-        "Event arrival at the node to frame written to the socket."
-    );
+    describe_counter!(SLOW_CONSUMER_CLOSES, "Connections closed with 4008 because their send queue overflowed.");
+    describe_histogram!(FANOUT_LATENCY, Unit::Seconds, "Event arrival at the node to frame written to the socket.");
     describe_counter!(COMMANDS, "Client commands received, by command.");
 }
 

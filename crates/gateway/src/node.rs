@@ -45,17 +45,18 @@ pub struct SocketSlot {
 }
 
 impl Node {
-    /// Builds the node's state from a checked configuration.
-    pub fn new(config: Config) -> Result<Arc<Self>, ConfigError> {
+    /// Builds the node's state from a checked configuration; in Redis mode, connects to Redis.
+    pub async fn new(config: Config) -> Result<Arc<Self>, ConfigError> {
         let verifier = TokenVerifier::new(&config.jwt)?;
+        let metrics = crate::metrics::install(&config.node_id);
         let registry = RoomRegistry::new();
-        let broker = Broker::embedded(Fanout::new(Arc::clone(&registry)));
+        let broker = Broker::connect(&config, Fanout::new(Arc::clone(&registry))).await?;
         Ok(Arc::new(Self {
             config,
             verifier,
             registry,
             broker,
-            metrics: crate::metrics::install(),
+            metrics,
             tasks: TaskTracker::new(),
             live: Mutex::default(),
             next_id: AtomicU64::new(1),
@@ -67,10 +68,7 @@ impl Node {
     /// Takes a socket slot; `over_limit` is set when the node already holds `max_connections`.
     pub fn take_slot(self: &Arc<Self>) -> SocketSlot {
         let before = self.sockets.fetch_add(1, Ordering::AcqRel);
-        SocketSlot {
-            node: Arc::clone(self),
-            over_limit: before >= self.config.max_connections,
-        }
+        SocketSlot { node: Arc::clone(self), over_limit: before >= self.config.max_connections }
     }
 
     /// A new connection id.

@@ -59,12 +59,7 @@ struct State {
 impl Outbox {
     /// An empty outbox holding at most `capacity` bytes of frames.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            state: Mutex::default(),
-            wake: Notify::new(),
-            closing: CancellationToken::new(),
-            capacity,
-        }
+        Self { state: Mutex::default(), wake: Notify::new(), closing: CancellationToken::new(), capacity }
     }
 
     /// Queues `frame`, received by the node at `received`.
@@ -108,11 +103,7 @@ impl Outbox {
 
     /// The reason the connection is closing, if it is.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .close
-            .clone()
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).close.clone()
     }
 
     /// Resolves once the connection starts closing.
@@ -130,11 +121,7 @@ impl Outbox {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let frames = std::mem::replace(&mut state.frames, spare);
         state.bytes = 0;
-        Batch {
-            frames,
-            oldest: state.oldest.take(),
-            close: state.close.clone(),
-        }
+        Batch { frames, oldest: state.oldest.take(), close: state.close.clone() }
     }
 }
 
@@ -183,8 +170,6 @@ mod tests {
     async fn a_push_before_the_writer_waits_still_wakes_it() {
         let outbox = Outbox::new(100);
         outbox.push(frame(1), Instant::now()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(1), outbox.ready())
-            .await
-            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), outbox.ready()).await.unwrap();
     }
 }

@@ -18,12 +18,7 @@ impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: f64, burst: u32) -> Self {
         let burst = f64::from(burst);
-        Self {
-            rate,
-            burst,
-            tokens: burst,
-            updated: Instant::now(),
-        }
+        Self { rate, burst, tokens: burst, updated: Instant::now() }
     }
 
     /// Takes one token at `now`; `false` when the bucket is empty.

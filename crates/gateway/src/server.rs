@@ -34,11 +34,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds a node from a checked configuration.
-    pub fn new(config: Config) -> Result<Self, ConfigError> {
-        Ok(Self {
-            node: Node::new(config)?,
-        })
+    /// Builds a node from a checked configuration; in Redis mode, connects to Redis first.
+    pub async fn new(config: Config) -> Result<Self, ConfigError> {
+        Ok(Self { node: Node::new(config).await? })
     }
 
     /// The node's shared state.
@@ -47,11 +45,7 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains and returns.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let node = self.node;
         let upkeep = tokio::spawn(crate::metrics::upkeep(node.metrics.clone()));
         let stop = CancellationToken::new();
@@ -62,14 +56,12 @@ impl Server {
 
         shutdown.await;
         let live = node.live_connections().len();
-        tracing::info!(
-            connections = live,
-            window_ms = node.config.drain_window.as_millis() as u64,
-            "draining"
-        );
+        tracing::info!(connections = live, window_ms = node.config.drain_window.as_millis() as u64, "draining");
+        // Keep answering HTTP while clients drain, so load balancers see /readyz fail (503)
+        // rather than a refused connection; /ws answers 503 meanwhile.
         node.start_draining();
-        stop.cancel();
         drain(&node).await;
+        stop.cancel();
         upkeep.abort();
         // HTTP requests in flight finish on their own; a stuck one does not hold the exit.
         match tokio::time::timeout(Duration::from_secs(5), http).await {
@@ -103,11 +95,7 @@ async fn websocket(
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "expected a WebSocket upgrade request\n",
-        )
-            .into_response();
+        return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade request\n").into_response();
     };
     if node.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is draining\n").into_response();
@@ -123,12 +111,7 @@ async fn websocket(
             return (StatusCode::BAD_REQUEST, format!("upgrade failed: {e}\n")).into_response();
         }
     };
-    node.tasks.spawn(crate::connection::run(
-        Arc::clone(&node),
-        socket,
-        token,
-        slot,
-    ));
+    node.tasks.spawn(crate::connection::run(Arc::clone(&node), socket, token, slot));
     response.into_response()
 }
 
@@ -143,11 +126,7 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render()).into_response()
 }
 
 /// Closes every connection with 1012, spread evenly over the drain window, then waits for the
@@ -173,17 +152,11 @@ async fn drain(node: &Node) {
         for conn in node.live_connections() {
             conn.close(CloseReason::Shutdown);
         }
-        if tokio::time::timeout(Duration::from_millis(100), node.tasks.wait())
-            .await
-            .is_ok()
-        {
+        if tokio::time::timeout(Duration::from_millis(100), node.tasks.wait()).await.is_ok() {
             break;
         }
         if Instant::now() >= deadline {
-            tracing::warn!(
-                tasks = node.tasks.len(),
-                "drain grace over; exiting with connections still open"
-            );
+            tracing::warn!(tasks = node.tasks.len(), "drain grace over; exiting with connections still open");
             break;
         }
     }

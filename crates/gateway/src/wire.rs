@@ -69,9 +69,6 @@ mod tests {
 
     #[test]
     fn close_carries_code_and_reason() {
-        assert_eq!(
-            &close(4008, "slow")[..],
-            &[0x88, 6, 0x0f, 0xa8, b's', b'l', b'o', b'w']
-        );
+        assert_eq!(&close(4008, "slow")[..], &[0x88, 6, 0x0f, 0xa8, b's', b'l', b'o', b'w']);
     }
 }

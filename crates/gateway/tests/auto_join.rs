@@ -9,27 +9,16 @@ use serde_json::json;
 #[tokio::test]
 async fn user_and_org_rooms_are_joined_at_connect() {
     let gw = TestGateway::start().await;
-    let mut client = gw
-        .connect_url(&format!(
-            "{}?token={}",
-            gw.ws_url(),
-            gw.token("u1", Some("o1"))
-        ))
-        .await;
+    let mut client = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u1", Some("o1")))).await;
     let connected = client.recv().await;
     assert_eq!(connected["rooms"], json!(["user:u1", "org:o1"]));
 
-    gw.publish(json!({"room": "user:u1", "event": "user:notification", "data": {"n": 1}}))
-        .await;
+    gw.publish(json!({"room": "user:u1", "event": "user:notification", "data": {"n": 1}})).await;
     let event = client.recv().await;
-    assert_eq!(
-        (event["room"].as_str(), event["event"].as_str()),
-        (Some("user:u1"), Some("user:notification"))
-    );
+    assert_eq!((event["room"].as_str(), event["event"].as_str()), (Some("user:u1"), Some("user:notification")));
     assert_eq!(event["data"], json!({"n": 1}));
 
-    gw.publish(json!({"room": "org:o1", "event": "chat:updated", "data": {}}))
-        .await;
+    gw.publish(json!({"room": "org:o1", "event": "chat:updated", "data": {}})).await;
     assert_eq!(client.recv().await["room"], "org:o1");
 }
 
@@ -38,9 +27,7 @@ async fn another_users_or_orgs_room_is_forbidden() {
     let gw = TestGateway::start().await;
     let mut client = gw.connect("u1", Some("o1")).await;
     for room in ["user:u2", "org:o2"] {
-        let reply = client
-            .request(json!({"type": "subscribe", "id": 5, "room": room}))
-            .await;
+        let reply = client.request(json!({"type": "subscribe", "id": 5, "room": room})).await;
         assert_eq!(reply["type"], "error", "{reply}");
         assert_eq!(reply["code"], "forbidden");
         assert_eq!(reply["id"], 5);
@@ -53,8 +40,6 @@ async fn another_users_or_orgs_room_is_forbidden() {
 #[tokio::test]
 async fn a_connection_without_org_is_in_its_user_room_only() {
     let gw = TestGateway::start().await;
-    let mut client = gw
-        .connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u9", None)))
-        .await;
+    let mut client = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u9", None))).await;
     assert_eq!(client.recv().await["rooms"], json!(["user:u9"]));
 }

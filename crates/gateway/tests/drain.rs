@@ -40,27 +40,16 @@ async fn sigterm_closes_clients_with_1012_and_exits() {
         clients.push(gw.connect(user, None).await);
     }
     let start = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     for c in &mut clients {
         assert_eq!(c.recv_close().await.0, 1012);
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     assert!(start.elapsed() < Duration::from_secs(15));
     let log = log.join().unwrap();
     assert_eq!(
-        log.iter()
-            .filter(|l| l.contains("reason=\"shutdown\"") || l.contains("reason=shutdown"))
-            .count(),
+        log.iter().filter(|l| l.contains("reason=\"shutdown\"") || l.contains("reason=shutdown")).count(),
         3,
         "{log:#?}"
     );
@@ -68,10 +57,7 @@ async fn sigterm_closes_clients_with_1012_and_exits() {
 
 #[test]
 fn a_missing_secret_stops_start_up_with_one_line() {
-    let out = roomcast()
-        .env("ROOMCAST_LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
+    let out = roomcast().env("ROOMCAST_LISTEN", "127.0.0.1:0").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -80,11 +66,7 @@ fn a_missing_secret_stops_start_up_with_one_line() {
 
 #[test]
 fn a_malformed_setting_is_named() {
-    let out = roomcast()
-        .env("ROOMCAST_JWT_SECRET", "s")
-        .env("ROOMCAST_PING_INTERVAL", "soon")
-        .output()
-        .unwrap();
+    let out = roomcast().env("ROOMCAST_JWT_SECRET", "s").env("ROOMCAST_PING_INTERVAL", "soon").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("ROOMCAST_PING_INTERVAL"), "{stderr}");
@@ -99,13 +81,8 @@ fn token_prints_a_token_the_node_accepts() {
         .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap();
-    let verifier = roomcast_gateway::auth::TokenVerifier::new(
-        &roomcast_gateway::Config::with_secret(common::SECRET).jwt,
-    )
-    .unwrap();
+    let verifier =
+        roomcast_gateway::auth::TokenVerifier::new(&roomcast_gateway::Config::with_secret(common::SECRET).jwt).unwrap();
     let claims = verifier.verify_connection(token.trim()).unwrap();
-    assert_eq!(
-        (claims.sub.as_str(), claims.org.as_deref()),
-        ("u1", Some("o1"))
-    );
+    assert_eq!((claims.sub.as_str(), claims.org.as_deref()), ("u1", Some("o1")));
 }

@@ -16,7 +16,9 @@ async fn emit_reaches_the_others_and_not_the_sender() {
     for o in &mut others {
         o.subscribe("dialog:3").await;
     }
-    let ack = sender.request(json!({"type": "emit", "id": 11, "room": "dialog:3", "event": "typing:start", "data": {"x": 1}})).await;
+    let ack = sender
+        .request(json!({"type": "emit", "id": 11, "room": "dialog:3", "event": "typing:start", "data": {"x": 1}}))
+        .await;
     // The emit is delivered before it is acknowledged, so had the sender been a recipient, the
     // event would have come first.
     assert_eq!(ack, json!({"type": "ok", "id": 11}));
@@ -27,9 +29,7 @@ async fn emit_reaches_the_others_and_not_the_sender() {
         );
     }
     // Without an id, success is silent: the next frame is the pong.
-    sender
-        .send(json!({"type": "emit", "room": "dialog:3", "event": "typing:stop"}))
-        .await;
+    sender.send(json!({"type": "emit", "room": "dialog:3", "event": "typing:stop"})).await;
     sender.roundtrip().await;
     assert_eq!(others[0].recv().await["data"], json!(null));
 }
@@ -40,17 +40,12 @@ async fn emit_outside_the_allow_list_or_a_joined_room_is_forbidden() {
     gw.add_members("dialog:3", &["u1"]).await;
     let mut c = gw.connect("u1", None).await;
     c.subscribe("dialog:3").await;
-    let reply = c
-        .request(json!({"type": "emit", "id": 1, "room": "dialog:3", "event": "message:new"}))
-        .await;
+    let reply = c.request(json!({"type": "emit", "id": 1, "room": "dialog:3", "event": "message:new"})).await;
     assert_eq!(reply["code"], "forbidden", "{reply}");
-    let reply = c
-        .request(json!({"type": "emit", "id": 2, "room": "dialog:4", "event": "typing:start"}))
-        .await;
+    let reply = c.request(json!({"type": "emit", "id": 2, "room": "dialog:4", "event": "typing:start"})).await;
     assert_eq!(reply["code"], "forbidden", "{reply}");
     // A failing emit without an id is still reported.
-    c.send(json!({"type": "emit", "room": "dialog:4", "event": "typing:start"}))
-        .await;
+    c.send(json!({"type": "emit", "room": "dialog:4", "event": "typing:start"})).await;
     assert_eq!(c.recv().await["code"], "forbidden");
 }
 
@@ -68,27 +63,11 @@ async fn emit_is_rate_limited_per_connection() {
     calm.subscribe("dialog:3").await;
     let mut codes = Vec::new();
     for id in 0..8 {
-        let reply = fast
-            .request(json!({"type": "emit", "id": id, "room": "dialog:3", "event": "typing:start"}))
-            .await;
+        let reply = fast.request(json!({"type": "emit", "id": id, "room": "dialog:3", "event": "typing:start"})).await;
         codes.push(reply["code"].as_str().unwrap_or("ok").to_owned());
     }
-    assert_eq!(
-        codes,
-        [
-            "ok",
-            "ok",
-            "ok",
-            "ok",
-            "ok",
-            "rate_limited",
-            "rate_limited",
-            "rate_limited"
-        ]
-    );
+    assert_eq!(codes, ["ok", "ok", "ok", "ok", "ok", "rate_limited", "rate_limited", "rate_limited"]);
     // The limit is per connection: another connection of the same user still has its burst.
-    let reply = calm
-        .request(json!({"type": "emit", "id": 1, "room": "dialog:3", "event": "typing:start"}))
-        .await;
+    let reply = calm.request(json!({"type": "emit", "id": 1, "room": "dialog:3", "event": "typing:start"})).await;
     assert_eq!(reply["type"], "ok");
 }

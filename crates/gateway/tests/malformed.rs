@@ -15,47 +15,25 @@ async fn bad_json_unknown_types_and_missing_fields_get_bad_request() {
 
     c.send_text("{not json").await;
     let reply = c.recv().await;
-    assert_eq!(
-        (reply["type"].as_str(), reply["code"].as_str()),
-        (Some("error"), Some("bad_request")),
-        "{reply}"
-    );
+    assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some("bad_request")), "{reply}");
 
     c.send(json!({"type": "teleport", "id": 12})).await;
     let reply = c.recv().await;
-    assert_eq!(
-        (reply["code"].as_str(), reply["id"].as_u64()),
-        (Some("bad_request"), Some(12))
-    );
-    assert!(
-        reply["message"].as_str().unwrap().contains("teleport"),
-        "{reply}"
-    );
+    assert_eq!((reply["code"].as_str(), reply["id"].as_u64()), (Some("bad_request"), Some(12)));
+    assert!(reply["message"].as_str().unwrap().contains("teleport"), "{reply}");
 
     c.send(json!({"type": "subscribe", "id": 13})).await;
     let reply = c.recv().await;
     assert_eq!(reply["id"], 13);
-    assert!(
-        reply["message"].as_str().unwrap().contains("room"),
-        "{reply}"
-    );
+    assert!(reply["message"].as_str().unwrap().contains("room"), "{reply}");
 
-    for text in [
-        "[]",
-        "42",
-        "\"x\"",
-        "{}",
-        r#"{"type":7}"#,
-        r#"{"type":"ping","id":-1}"#,
-    ] {
+    for text in ["[]", "42", "\"x\"", "{}", r#"{"type":7}"#, r#"{"type":"ping","id":-1}"#] {
         c.send_text(text).await;
         assert_eq!(c.recv().await["code"], "bad_request", "{text}");
     }
 
     // Unknown fields are ignored.
-    let pong = c
-        .request(json!({"type": "ping", "id": 14, "extra": {"a": 1}}))
-        .await;
+    let pong = c.request(json!({"type": "ping", "id": 14, "extra": {"a": 1}})).await;
     assert_eq!(pong, json!({"type": "pong", "id": 14}));
 
     c.send(json!({"type": "auth", "token": "x"})).await;

@@ -16,25 +16,14 @@ async fn every_member_receives_in_offset_order_except_the_excluded_user() {
         c.subscribe("dialog:7").await;
         clients.push(c);
     }
-    let first = gw
-        .publish(json!({"room": "dialog:7", "event": "message:new", "data": {"n": 1}, "id": "m-1"}))
-        .await;
-    assert_eq!(
-        (first["offset"].as_u64(), first["id"].as_str()),
-        (Some(1), Some("m-1"))
-    );
-    let second = gw
-        .publish(json!({"room": "dialog:7", "event": "message:new", "data": {"n": 2}, "exclude_user": "u1"}))
-        .await;
+    let first = gw.publish(json!({"room": "dialog:7", "event": "message:new", "data": {"n": 1}, "id": "m-1"})).await;
+    assert_eq!((first["offset"].as_u64(), first["id"].as_str()), (Some(1), Some("m-1")));
+    let second =
+        gw.publish(json!({"room": "dialog:7", "event": "message:new", "data": {"n": 2}, "exclude_user": "u1"})).await;
     assert_eq!(second["offset"], 2);
     assert_eq!(second["epoch"], first["epoch"]);
-    assert!(
-        second["id"].as_str().is_some_and(|id| !id.is_empty()),
-        "an id is made when none is given"
-    );
-    let third = gw
-        .publish(json!({"room": "dialog:7", "event": "message:status", "data": {"n": 3}}))
-        .await;
+    assert!(second["id"].as_str().is_some_and(|id| !id.is_empty()), "an id is made when none is given");
+    let third = gw.publish(json!({"room": "dialog:7", "event": "message:status", "data": {"n": 3}})).await;
 
     let e = clients[0].recv().await;
     assert_eq!(
@@ -44,10 +33,8 @@ async fn every_member_receives_in_offset_order_except_the_excluded_user() {
     // u1 skips offset 2: its next event is the third.
     assert_eq!(clients[0].recv().await["offset"], 3);
     for c in &mut clients[1..] {
-        let offsets: Vec<_> = [c.recv().await, c.recv().await, c.recv().await]
-            .iter()
-            .map(|e| e["offset"].clone())
-            .collect();
+        let offsets: Vec<_> =
+            [c.recv().await, c.recv().await, c.recv().await].iter().map(|e| e["offset"].clone()).collect();
         assert_eq!(offsets, [json!(1), json!(2), json!(3)]);
     }
     assert_eq!(third["offset"], 3);
@@ -56,16 +43,8 @@ async fn every_member_receives_in_offset_order_except_the_excluded_user() {
 #[tokio::test]
 async fn publishing_to_an_empty_room_still_assigns_offsets() {
     let gw = TestGateway::start().await;
-    assert_eq!(
-        gw.publish(json!({"room": "dialog:empty", "event": "x"}))
-            .await["offset"],
-        1
-    );
-    assert_eq!(
-        gw.publish(json!({"room": "dialog:empty", "event": "x"}))
-            .await["offset"],
-        2
-    );
+    assert_eq!(gw.publish(json!({"room": "dialog:empty", "event": "x"})).await["offset"], 1);
+    assert_eq!(gw.publish(json!({"room": "dialog:empty", "event": "x"})).await["offset"], 2);
 }
 
 #[tokio::test]
@@ -77,10 +56,7 @@ async fn bad_bodies_get_400_naming_the_problem() {
         (r#"{"room":"dialog:1"}"#, "event"),
         (r#"{"room":"dialog 1","event":"x"}"#, "room"),
         (r#"{"room":"dialog:1","event":""}"#, "event"),
-        (
-            r#"{"room":"dialog:1","event":"x","colour":"red"}"#,
-            "colour",
-        ),
+        (r#"{"room":"dialog:1","event":"x","colour":"red"}"#, "colour"),
         (r#"{"room":"dialog:1","event":"x","data":{"a":}}"#, "body"),
     ];
     for (body, named) in cases {
@@ -88,16 +64,10 @@ async fn bad_bodies_get_400_naming_the_problem() {
         assert_eq!(status, 400, "{body}: {reply}");
         assert_eq!(reply["error"], "bad_request");
         let message = reply["message"].as_str().unwrap();
-        assert!(
-            message.contains(named),
-            "{body}: {message:?} should name {named}"
-        );
+        assert!(message.contains(named), "{body}: {message:?} should name {named}");
     }
     // Nothing was published by the refused requests.
-    assert_eq!(
-        gw.publish(json!({"room": "dialog:1", "event": "x"})).await["offset"],
-        1
-    );
+    assert_eq!(gw.publish(json!({"room": "dialog:1", "event": "x"})).await["offset"], 1);
 }
 
 #[tokio::test]
@@ -114,21 +84,9 @@ async fn wrong_or_missing_key_is_401() {
 #[tokio::test]
 async fn the_api_is_closed_while_no_key_is_configured() {
     let gw = TestGateway::start_with(|c| c.api_key = None).await;
-    let (status, reply) = gw
-        .api_raw(
-            "publish",
-            r#"{"room":"dialog:1","event":"x"}"#,
-            Some("anything"),
-        )
-        .await;
+    let (status, reply) = gw.api_raw("publish", r#"{"room":"dialog:1","event":"x"}"#, Some("anything")).await;
     assert_eq!(status, 401);
-    assert!(
-        reply["message"]
-            .as_str()
-            .unwrap()
-            .contains("ROOMCAST_API_KEY"),
-        "{reply}"
-    );
+    assert!(reply["message"].as_str().unwrap().contains("ROOMCAST_API_KEY"), "{reply}");
 }
 
 #[tokio::test]
@@ -142,18 +100,11 @@ async fn an_oversized_body_is_413() {
 #[tokio::test]
 async fn members_apply_to_member_rooms_only() {
     let gw = TestGateway::start().await;
-    let (status, reply) = gw
-        .api("members", &json!({"room": "user:u1", "add": ["u2"]}))
-        .await;
+    let (status, reply) = gw.api("members", &json!({"room": "user:u1", "add": ["u2"]})).await;
     assert_eq!(status, 400, "{reply}");
-    let (status, reply) = gw
-        .api("members", &json!({"room": "dialog:1", "add": [""]}))
-        .await;
+    let (status, reply) = gw.api("members", &json!({"room": "dialog:1", "add": [""]})).await;
     assert_eq!(status, 400, "{reply}");
-    assert!(
-        reply["message"].as_str().unwrap().contains("user"),
-        "{reply}"
-    );
+    assert!(reply["message"].as_str().unwrap().contains("user"), "{reply}");
 }
 
 #[tokio::test]
@@ -169,18 +120,11 @@ async fn disconnect_closes_every_connection_of_the_user() {
     other.roundtrip().await;
 
     let mut c = gw.connect("u4", None).await;
-    let (_, reply) = gw
-        .api("disconnect", &json!({"user": "u4", "code": 4000}))
-        .await;
+    let (_, reply) = gw.api("disconnect", &json!({"user": "u4", "code": 4000})).await;
     assert_eq!(reply["closed"], 2);
     assert_eq!(c.recv_close().await.0, 4000);
 
-    let (status, reply) = gw
-        .api("disconnect", &json!({"user": "u4", "code": 1006}))
-        .await;
+    let (status, reply) = gw.api("disconnect", &json!({"user": "u4", "code": 1006})).await;
     assert_eq!(status, 400, "{reply}");
-    assert!(
-        reply["message"].as_str().unwrap().contains("code"),
-        "{reply}"
-    );
+    assert!(reply["message"].as_str().unwrap().contains("code"), "{reply}");
 }

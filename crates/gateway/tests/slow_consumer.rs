@@ -36,12 +36,9 @@ async fn a_client_that_never_reads_is_closed_4008_and_the_others_miss_nothing() 
     // Publish until the node gives up on the slow client (bounded: the whole run is 32 MiB,
     // far beyond the queue and the socket buffers).
     while published < EVENTS {
-        gw.publish(json!({"room": "dialog:big", "event": "message:new", "data": {"pad": pad}}))
-            .await;
+        gw.publish(json!({"room": "dialog:big", "event": "message:new", "data": {"pad": pad}})).await;
         published += 1;
-        if published % 20 == 0
-            && gw.metric("roomcast_slow_consumer_closes_total").await > closes_before
-        {
+        if published % 20 == 0 && gw.metric("roomcast_slow_consumer_closes_total").await > closes_before {
             break;
         }
     }
@@ -52,21 +49,13 @@ async fn a_client_that_never_reads_is_closed_4008_and_the_others_miss_nothing() 
     let (code, frames) = slow.recv_close().await;
     assert!(Instant::now() < deadline + Duration::from_secs(10));
     assert_eq!(code, 4008);
-    assert!(
-        (frames.len() as u64) < published,
-        "queued frames were dropped: got {} of {published}",
-        frames.len()
-    );
+    assert!((frames.len() as u64) < published, "queued frames were dropped: got {} of {published}", frames.len());
 
     while published < EVENTS {
-        gw.publish(json!({"room": "dialog:big", "event": "message:new", "data": {"pad": pad}}))
-            .await;
+        gw.publish(json!({"room": "dialog:big", "event": "message:new", "data": {"pad": pad}})).await;
         published += 1;
     }
     let offsets = reader.await.unwrap();
     assert_eq!(offsets, (1..=EVENTS).collect::<Vec<_>>());
-    assert_eq!(
-        gw.metric("roomcast_slow_consumer_closes_total").await,
-        closes_before + 1.0
-    );
+    assert_eq!(gw.metric("roomcast_slow_consumer_closes_total").await, closes_before + 1.0);
 }

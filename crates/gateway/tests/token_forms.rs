@@ -11,13 +11,7 @@ use serde_json::json;
 #[tokio::test]
 async fn token_in_the_query() {
     let gw = TestGateway::start().await;
-    let mut client = gw
-        .connect_url(&format!(
-            "{}?token={}",
-            gw.ws_url(),
-            gw.token("u1", Some("o1"))
-        ))
-        .await;
+    let mut client = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u1", Some("o1")))).await;
     let connected = client.recv().await;
     assert_eq!(connected["type"], "connected");
     assert_eq!(connected["user"], "u1");
@@ -33,10 +27,7 @@ async fn token_in_the_authorization_header() {
     let gw = TestGateway::start().await;
     let mut client = gw.connect_bearer(&gw.token("u2", None)).await;
     let connected = client.recv().await;
-    assert_eq!(
-        (connected["type"].as_str(), connected["user"].as_str()),
-        (Some("connected"), Some("u2"))
-    );
+    assert_eq!((connected["type"].as_str(), connected["user"].as_str()), (Some("connected"), Some("u2")));
     assert!(connected.get("org").is_none(), "{connected}");
 }
 
@@ -44,14 +35,9 @@ async fn token_in_the_authorization_header() {
 async fn token_in_a_first_auth_frame() {
     let gw = TestGateway::start().await;
     let mut client = gw.connect_url(&gw.ws_url()).await;
-    client
-        .send(json!({"type": "auth", "token": gw.token("u3", None)}))
-        .await;
+    client.send(json!({"type": "auth", "token": gw.token("u3", None)})).await;
     let connected = client.recv().await;
-    assert_eq!(
-        (connected["type"].as_str(), connected["user"].as_str()),
-        (Some("connected"), Some("u3"))
-    );
+    assert_eq!((connected["type"].as_str(), connected["user"].as_str()), (Some("connected"), Some("u3")));
     client.roundtrip().await;
 }
 
@@ -69,9 +55,7 @@ async fn no_token_and_no_auth_frame_closes_4003_after_the_timeout() {
 async fn a_first_frame_other_than_auth_closes_4003() {
     let gw = TestGateway::start().await;
     let mut client = gw.connect_url(&gw.ws_url()).await;
-    client
-        .send(json!({"type": "subscribe", "id": 1, "room": "dialog:1"}))
-        .await;
+    client.send(json!({"type": "subscribe", "id": 1, "room": "dialog:1"})).await;
     let (code, frames) = client.recv_close().await;
     assert_eq!(code, 4003);
     assert_eq!(frames[0]["code"], "unauthorized", "{frames:?}");

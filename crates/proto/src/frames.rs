@@ -105,33 +105,20 @@ impl TryFrom<FlatClientFrame> for ClientFrame {
 
     fn try_from(f: FlatClientFrame) -> Result<Self, String> {
         let kind = f.kind;
-        let need = |field: Option<String>, name: &str| {
-            field.ok_or_else(|| format!("{kind} needs a string \"{name}\""))
-        };
+        let need = |field: Option<String>, name: &str| field.ok_or_else(|| format!("{kind} needs a string \"{name}\""));
         Ok(match kind.as_str() {
-            "auth" => ClientFrame::Auth {
-                token: need(f.token, "token")?,
-            },
-            "subscribe" => ClientFrame::Subscribe {
-                id: f.id,
-                room: need(f.room, "room")?,
-                token: f.token,
-                since: f.since,
-            },
-            "unsubscribe" => ClientFrame::Unsubscribe {
-                id: f.id,
-                room: need(f.room, "room")?,
-            },
+            "auth" => ClientFrame::Auth { token: need(f.token, "token")? },
+            "subscribe" => {
+                ClientFrame::Subscribe { id: f.id, room: need(f.room, "room")?, token: f.token, since: f.since }
+            }
+            "unsubscribe" => ClientFrame::Unsubscribe { id: f.id, room: need(f.room, "room")? },
             "emit" => ClientFrame::Emit {
                 id: f.id,
                 room: need(f.room, "room")?,
                 event: need(f.event, "event")?,
                 data: f.data,
             },
-            "refresh" => ClientFrame::Refresh {
-                id: f.id,
-                token: need(f.token, "token")?,
-            },
+            "refresh" => ClientFrame::Refresh { id: f.id, token: need(f.token, "token")? },
             "ping" => ClientFrame::Ping { id: f.id },
             other => return Err(format!("unknown type {other:?}")),
         })
@@ -161,10 +148,7 @@ impl FrameHead {
         let Ok(loose) = serde_json::from_slice::<Loose>(text) else {
             return Self::default();
         };
-        Self {
-            kind: loose.kind.and_then(|v| v.as_str().map(str::to_owned)),
-            id: loose.id.and_then(|v| v.as_u64()),
-        }
+        Self { kind: loose.kind.and_then(|v| v.as_str().map(str::to_owned)), id: loose.id.and_then(|v| v.as_u64()) }
     }
 }
 
@@ -360,31 +344,13 @@ mod tests {
             r#"{"type":"subscribe","id":1,"room":"dialog:42","since":{"offset":17,"epoch":"e"},"extra":1}"#,
         )
         .unwrap();
-        let ClientFrame::Subscribe {
-            id,
-            room,
-            since,
-            token,
-        } = f
-        else {
-            panic!("{f:?}")
-        };
+        let ClientFrame::Subscribe { id, room, since, token } = f else { panic!("{f:?}") };
         assert_eq!((id, room.as_str(), token), (Some(1), "dialog:42", None));
-        assert_eq!(
-            since,
-            Some(Position {
-                offset: 17,
-                epoch: "e".into()
-            })
-        );
+        assert_eq!(since, Some(Position { offset: 17, epoch: "e".into() }));
 
-        let f: ClientFrame = serde_json::from_str(
-            r#"{"type":"emit","room":"r","event":"typing:start","data":{"a":[1]}}"#,
-        )
-        .unwrap();
-        let ClientFrame::Emit { data, .. } = f else {
-            panic!()
-        };
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"type":"emit","room":"r","event":"typing:start","data":{"a":[1]}}"#).unwrap();
+        let ClientFrame::Emit { data, .. } = f else { panic!() };
         assert_eq!(data.unwrap().get(), r#"{"a":[1]}"#);
     }
 
@@ -398,13 +364,8 @@ mod tests {
 
     #[test]
     fn client_frame_errors_name_the_problem() {
-        let err =
-            serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","id":1}"#).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("subscribe needs a string \"room\""),
-            "{err}"
-        );
+        let err = serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","id":1}"#).unwrap_err();
+        assert!(err.to_string().contains("subscribe needs a string \"room\""), "{err}");
         let err = serde_json::from_str::<ClientFrame>(r#"{"type":"jump"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown type \"jump\""), "{err}");
     }
@@ -425,25 +386,12 @@ mod tests {
             r#"{"type":"event","room":"dialog:1","event":"message:new","data":{"text":"hi"},"id":"m-1","offset":3,"epoch":"E"}"#
         );
         let back: ServerFrame = serde_json::from_slice(&bytes).unwrap();
-        assert!(matches!(
-            back,
-            ServerFrame::Event {
-                offset: Some(3),
-                ..
-            }
-        ));
+        assert!(matches!(back, ServerFrame::Event { offset: Some(3), .. }));
     }
 
     #[test]
     fn ok_reply_is_flat() {
-        let frame = ServerFrame::Ok(OkReply {
-            id: Some(1),
-            room: Some("dialog:1".into()),
-            ..Default::default()
-        });
-        assert_eq!(
-            String::from_utf8(frame.to_json()).unwrap(),
-            r#"{"type":"ok","id":1,"room":"dialog:1"}"#
-        );
+        let frame = ServerFrame::Ok(OkReply { id: Some(1), room: Some("dialog:1".into()), ..Default::default() });
+        assert_eq!(String::from_utf8(frame.to_json()).unwrap(), r#"{"type":"ok","id":1,"room":"dialog:1"}"#);
     }
 }

@@ -13,12 +13,7 @@ pub mod frames;
 pub mod room;
 
 /// The protobuf messages of `proto/roomcast.proto`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    missing_debug_implementations,
-    clippy::all
-)]
+#[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
 pub mod envelope {
     include!(concat!(env!("OUT_DIR"), "/roomcast.v1.rs"));
 }

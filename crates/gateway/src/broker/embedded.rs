@@ -76,11 +76,7 @@ impl EmbeddedBroker {
             received,
         );
         drop(shard);
-        Published {
-            offset,
-            epoch: self.epoch.clone(),
-            id,
-        }
+        Published { offset, epoch: self.epoch.clone(), id }
     }
 
     pub(super) fn join(
@@ -97,14 +93,8 @@ impl EmbeddedBroker {
         {
             return JoinOutcome::NotMember;
         }
-        let position = Position {
-            offset: state.map_or(0, |s| s.offset),
-            epoch: self.epoch.clone(),
-        };
-        let (membership, ()) = self
-            .fanout
-            .registry()
-            .join(room, conn, || on_joined(&position));
+        let position = Position { offset: state.map_or(0, |s| s.offset), epoch: self.epoch.clone() };
+        let (membership, ()) = self.fanout.registry().join(room, conn, |_| (position.offset, on_joined(&position)));
         if let Some(membership) = membership {
             // Recorded before the room's lock is released, so a member removal applied right
             // after this join finds the membership to end.
@@ -115,26 +105,14 @@ impl EmbeddedBroker {
     }
 
     pub(super) fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str) {
-        self.fanout
-            .emit(room, event, data, from_user, Instant::now());
+        self.fanout.emit(room, event, data, from_user, Instant::now());
     }
 
-    pub(super) fn update_members(
-        &self,
-        room: &RoomName,
-        add: &[String],
-        remove: &[String],
-    ) -> (u64, u64) {
+    pub(super) fn update_members(&self, room: &RoomName, add: &[String], remove: &[String]) -> (u64, u64) {
         let mut shard = self.shard(room);
         let state = shard.entry(room.clone()).or_default();
-        let added = add
-            .iter()
-            .filter(|u| state.members.insert(Arc::from(u.as_str())))
-            .count();
-        let removed = remove
-            .iter()
-            .filter(|u| state.members.remove(u.as_str()))
-            .count();
+        let added = add.iter().filter(|u| state.members.insert(Arc::from(u.as_str()))).count();
+        let removed = remove.iter().filter(|u| state.members.remove(u.as_str())).count();
         if state.offset == 0 && state.members.is_empty() {
             shard.remove(room);
         }

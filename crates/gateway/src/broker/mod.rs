@@ -5,6 +5,9 @@
 //! beside it without touching callers.
 
 mod embedded;
+mod members;
+mod redis;
+mod subscriber;
 
 use std::sync::Arc;
 
@@ -13,7 +16,11 @@ use roomcast_proto::frames::Position;
 use serde_json::value::RawValue;
 
 pub use embedded::EmbeddedBroker;
+pub use members::{MEMBER_CACHE_TTL, MemberCache};
+pub use redis::RedisBroker;
+pub use subscriber::{PROBE_INTERVAL, Subscriber};
 
+use crate::config::{BrokerConfig, Config, ConfigError};
 use crate::connection::handle::ConnectionHandle;
 use crate::fanout::Fanout;
 
@@ -74,6 +81,8 @@ pub struct Publish<'a> {
 pub enum Broker {
     /// In-process, single node.
     Embedded(EmbeddedBroker),
+    /// Redis or a Redis Cluster, shared by every node.
+    Redis(RedisBroker),
 }
 
 impl Broker {
@@ -82,10 +91,32 @@ impl Broker {
         Broker::Embedded(EmbeddedBroker::new(fanout))
     }
 
+    /// The broker `config` selects; a Redis that cannot be reached names its setting.
+    pub async fn connect(config: &Config, fanout: Fanout) -> Result<Self, ConfigError> {
+        let setting = match &config.broker {
+            BrokerConfig::Embedded => return Ok(Self::embedded(fanout)),
+            BrokerConfig::Redis(_) => "ROOMCAST_REDIS_URL",
+            BrokerConfig::Cluster(_) => "ROOMCAST_REDIS_CLUSTER",
+        };
+        RedisBroker::connect(config, fanout)
+            .await
+            .map(Broker::Redis)
+            .map_err(|e| ConfigError { setting: setting.to_owned(), message: format!("cannot connect: {e}") })
+    }
+
+    /// `embedded`, `redis` or `redis-cluster`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Broker::Embedded(_) => "embedded",
+            Broker::Redis(_) => "redis",
+        }
+    }
+
     /// Publishes an event to every member of its room, on every node.
     pub async fn publish(&self, p: Publish<'_>) -> Result<Published, BrokerError> {
         match self {
             Broker::Embedded(b) => Ok(b.publish(p)),
+            Broker::Redis(b) => b.publish(p).await,
         }
     }
 
@@ -100,6 +131,7 @@ impl Broker {
     ) -> Result<JoinOutcome, BrokerError> {
         match self {
             Broker::Embedded(b) => Ok(b.join(room, conn, access, on_joined)),
+            Broker::Redis(b) => b.join(room, conn, access, on_joined).await,
         }
     }
 
@@ -116,6 +148,7 @@ impl Broker {
                 b.emit(room, event, data, from_user);
                 Ok(())
             }
+            Broker::Redis(b) => b.emit(room, event, data, from_user).await,
         }
     }
 
@@ -129,6 +162,7 @@ impl Broker {
     ) -> Result<(u64, u64), BrokerError> {
         match self {
             Broker::Embedded(b) => Ok(b.update_members(room, add, remove)),
+            Broker::Redis(b) => b.update_members(room, add, remove).await,
         }
     }
 
@@ -136,6 +170,7 @@ impl Broker {
     pub async fn disconnect_user(&self, user: &str, code: u16) -> Result<u64, BrokerError> {
         match self {
             Broker::Embedded(b) => Ok(b.disconnect_user(user, code)),
+            Broker::Redis(b) => b.disconnect_user(user, code).await,
         }
     }
 
@@ -143,6 +178,7 @@ impl Broker {
     pub fn is_ready(&self) -> bool {
         match self {
             Broker::Embedded(_) => true,
+            Broker::Redis(b) => b.is_ready(),
         }
     }
 }

@@ -41,6 +41,17 @@ pub enum JwtKey {
     PublicKey(PathBuf),
 }
 
+/// Which broker carries events between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerConfig {
+    /// In-process: one node alone.
+    Embedded,
+    /// One Redis (`ROOMCAST_REDIS_URL`).
+    Redis(String),
+    /// A Redis Cluster from its seed nodes (`ROOMCAST_REDIS_CLUSTER`); sharded pub/sub.
+    Cluster(Vec<String>),
+}
+
 /// Token verification settings.
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
@@ -65,6 +76,13 @@ pub struct Config {
     pub node_id: String,
     /// Token verification.
     pub jwt: JwtConfig,
+    /// The broker: embedded unless a Redis URL or cluster is set.
+    pub broker: BrokerConfig,
+    /// Prefix of every Redis channel (and hash tag of every key). Default: none.
+    pub redis_prefix: String,
+    /// How long a node stays subscribed to a room's channel after its last local member left,
+    /// so that churn does not hammer Redis. Default: 1 s.
+    pub unsubscribe_delay: Duration,
     /// Bearer key for `/api/*`; the API answers 401 while unset.
     pub api_key: Option<String>,
     /// Interval of server pings. Default: 25 s.
@@ -108,6 +126,9 @@ impl Config {
                 audience: None,
                 leeway: Duration::from_secs(5),
             },
+            broker: BrokerConfig::Embedded,
+            redis_prefix: String::new(),
+            unsubscribe_delay: Duration::from_secs(1),
             api_key: None,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
@@ -126,27 +147,43 @@ impl Config {
     }
 
     /// Reads the optional TOML `file`, then the environment through `env`, and checks the result.
-    pub fn load(
-        file: Option<&Path>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut s = Settings::open(file, env)?;
         let mut c = Self::with_secret("");
 
-        // Redis mode arrives with the Redis issue; refuse it rather than silently run alone.
-        for key in ["redis_url", "redis_cluster"] {
-            if s.get::<String>(key)?.is_some() {
-                return Err(s.error(key, "Redis mode is not available in this version yet; unset it to run on the embedded broker"));
+        let url = s.get::<String>("redis_url")?.filter(|u| !u.is_empty());
+        let cluster = s.get::<String>("redis_cluster")?.filter(|u| !u.is_empty());
+        c.broker = match (url, cluster) {
+            (Some(_), Some(_)) => {
+                return Err(s.error("redis_url", "both ROOMCAST_REDIS_URL and ROOMCAST_REDIS_CLUSTER are set; set one"));
             }
+            (Some(url), None) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
+                return Err(s.error("redis_url", &format!("expected redis://host:port, got {url:?}")));
+            }
+            (Some(url), None) => BrokerConfig::Redis(url),
+            (None, Some(seeds)) => {
+                let seeds: Vec<String> =
+                    seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                if let Some(bad) = seeds.iter().find(|s| !s.contains(':')) {
+                    return Err(s.error(
+                        "redis_cluster",
+                        &format!("expected host:port seeds separated by commas, got {bad:?}"),
+                    ));
+                }
+                BrokerConfig::Cluster(seeds)
+            }
+            (None, None) => BrokerConfig::Embedded,
+        };
+        s.set(&mut c.redis_prefix, "redis_prefix")?;
+        if c.redis_prefix.contains(['{', '}']) || c.redis_prefix.chars().any(char::is_whitespace) {
+            return Err(s.error("redis_prefix", "may not contain braces or spaces"));
         }
+        s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;
         let secret = s.get::<String>("jwt_secret")?;
         let public_key = s.get::<PathBuf>("jwt_public_key")?;
         c.jwt.key = match (secret, public_key) {
             (Some(_), Some(_)) => {
-                return Err(s.error(
-                    "jwt_secret",
-                    "both a JWT secret and ROOMCAST_JWT_PUBLIC_KEY are set; set one",
-                ));
+                return Err(s.error("jwt_secret", "both a JWT secret and ROOMCAST_JWT_PUBLIC_KEY are set; set one"));
             }
             (Some(secret), None) if secret.is_empty() => {
                 return Err(s.error("jwt_secret", "is empty"));
@@ -159,10 +196,9 @@ impl Config {
         };
         c.jwt.algorithm = s.get("jwt_algorithm")?;
         if c.jwt.algorithm.is_some() && matches!(c.jwt.key, JwtKey::Secret(_)) {
-            return Err(s.error(
-                "jwt_algorithm",
-                "applies to ROOMCAST_JWT_PUBLIC_KEY only; a secret always means HS256",
-            ));
+            return Err(
+                s.error("jwt_algorithm", "applies to ROOMCAST_JWT_PUBLIC_KEY only; a secret always means HS256")
+            );
         }
         c.jwt.issuer = s.get("jwt_issuer")?;
         c.jwt.audience = s.get("jwt_audience")?;
@@ -187,10 +223,7 @@ impl Config {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 _ => {
-                    return Err(s.error(
-                        "log_format",
-                        &format!("expected text or json, got {format:?}"),
-                    ));
+                    return Err(s.error("log_format", &format!("expected text or json, got {format:?}")));
                 }
             };
         }
@@ -211,10 +244,9 @@ impl Config {
             }
         }
         if self.idle_timeout <= self.ping_interval {
-            return Err(s.error(
-                "idle_timeout",
-                "must be longer than ping_interval, or every client times out between pings",
-            ));
+            return Err(
+                s.error("idle_timeout", "must be longer than ping_interval, or every client times out between pings")
+            );
         }
         if self.node_id.is_empty() || self.node_id.chars().any(char::is_whitespace) {
             return Err(s.error("node_id", "must be non-empty and without spaces"));
@@ -226,16 +258,12 @@ impl Config {
             return Err(s.error("send_queue_size", "must be at least 1KiB"));
         }
         if !(self.emit_rate > 0.0 && self.emit_rate.is_finite()) || self.emit_burst == 0 {
-            return Err(s.error(
-                "emit_rate",
-                "emit_rate and emit_burst must be more than zero",
-            ));
+            return Err(s.error("emit_rate", "emit_rate and emit_burst must be more than zero"));
         }
         if self.max_rooms_per_connection < 2 {
-            return Err(s.error(
-                "max_rooms_per_connection",
-                "must be at least 2 (user: and org: rooms are joined at connect)",
-            ));
+            return Err(
+                s.error("max_rooms_per_connection", "must be at least 2 (user: and org: rooms are joined at connect)")
+            );
         }
         if self.max_connections == 0 {
             return Err(s.error("max_connections", "must be more than zero"));

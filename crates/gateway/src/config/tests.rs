@@ -6,15 +6,9 @@ use std::time::Duration;
 use super::*;
 
 fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let dir = std::env::temp_dir().join(format!(
-        "roomcast-config-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let dir =
+        std::env::temp_dir().join(format!("roomcast-config-{}-{:?}", std::process::id(), std::thread::current().id()));
     let path = file.map(|text| {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("roomcast.toml");
@@ -54,83 +48,48 @@ fn errors_name_the_setting() {
     let err = load(&[], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_JWT_SECRET");
 
-    let err = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_PING_INTERVAL", "often"),
-        ],
-        None,
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_PING_INTERVAL", "often")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_PING_INTERVAL");
-    assert!(
-        err.to_string()
-            .starts_with("ROOMCAST_PING_INTERVAL: expected a duration"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("ROOMCAST_PING_INTERVAL: expected a duration"), "{err}");
 
-    let err = load(
-        &[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_LISTEN", "nowhere")],
-        None,
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_LISTEN", "nowhere")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_LISTEN");
 
-    let err = load(
-        &[("ROOMCAST_JWT_SECRET", "s")],
-        Some("ping_intervall = \"1s\"\n"),
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s")], Some("ping_intervall = \"1s\"\n")).unwrap_err();
     assert!(err.setting.starts_with("ping_intervall in "), "{err}");
     assert_eq!(err.message, "unknown setting");
 
-    let err = load(
-        &[("ROOMCAST_JWT_SECRET", "s")],
-        Some("max_connections = \"lots\"\n"),
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s")], Some("max_connections = \"lots\"\n")).unwrap_err();
     assert!(err.setting.starts_with("max_connections in "), "{err}");
 }
 
 #[test]
 fn contradictions_stop_start_up() {
-    let err = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_JWT_PUBLIC_KEY", "/k.pem"),
-        ],
-        None,
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_JWT_PUBLIC_KEY", "/k.pem")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_JWT_SECRET");
-    let err = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_IDLE_TIMEOUT", "5s"),
-            ("ROOMCAST_PING_INTERVAL", "10s"),
-        ],
-        None,
-    )
-    .unwrap_err();
+    let err =
+        load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_IDLE_TIMEOUT", "5s"), ("ROOMCAST_PING_INTERVAL", "10s")], None)
+            .unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_IDLE_TIMEOUT");
-    let err = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_JWT_ALGORITHM", "RS256"),
-        ],
-        None,
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_JWT_ALGORITHM", "RS256")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_JWT_ALGORITHM");
-    let err = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_REDIS_URL", "redis://x"),
-        ],
-        None,
-    )
-    .unwrap_err();
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "localhost:6379")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_REDIS_URL");
+    let both = [("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "redis://x"), ("ROOMCAST_REDIS_CLUSTER", "a:1")];
+    assert_eq!(load(&both, None).unwrap_err().setting, "ROOMCAST_REDIS_URL");
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_PREFIX", "{x}")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_PREFIX");
+}
+
+#[test]
+fn redis_settings_select_the_broker() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert_eq!(c.broker, BrokerConfig::Embedded);
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "redis://127.0.0.1:6379")], None).unwrap();
+    assert_eq!(c.broker, BrokerConfig::Redis("redis://127.0.0.1:6379".into()));
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_CLUSTER", "10.0.0.1:7000, 10.0.0.2:7000")], None)
+        .unwrap();
+    assert_eq!(c.broker, BrokerConfig::Cluster(vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()]));
 }
 
 #[test]
@@ -139,23 +98,7 @@ fn durations_and_sizes_parse() {
     assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
     assert!(parse_duration("1.5s").is_err());
     assert!(parse_duration("10").is_err());
-    let c = load(
-        &[
-            ("ROOMCAST_JWT_SECRET", "s"),
-            ("ROOMCAST_SEND_QUEUE_SIZE", "2MiB"),
-        ],
-        None,
-    )
-    .unwrap();
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_SEND_QUEUE_SIZE", "2MiB")], None).unwrap();
     assert_eq!(c.send_queue_size, 2 * 1024 * 1024);
-    assert!(
-        load(
-            &[
-                ("ROOMCAST_JWT_SECRET", "s"),
-                ("ROOMCAST_SEND_QUEUE_SIZE", "2GiB")
-            ],
-            None
-        )
-        .is_err()
-    );
+    assert!(load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_SEND_QUEUE_SIZE", "2GiB")], None).is_err());
 }

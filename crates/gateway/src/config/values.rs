@@ -36,22 +36,14 @@ pub(super) trait SettingValue: Sized {
 
 impl<'a> Settings<'a> {
     /// Reads `file` (if given) as a TOML table.
-    pub(super) fn open(
-        file: Option<&Path>,
-        env: &'a dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub(super) fn open(file: Option<&Path>, env: &'a dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = match file {
             None => None,
             Some(path) => {
                 let name = path.display().to_string();
-                let fail = |message: String| ConfigError {
-                    setting: format!("--config {name}"),
-                    message,
-                };
+                let fail = |message: String| ConfigError { setting: format!("--config {name}"), message };
                 let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-                let table = text
-                    .parse::<toml::Table>()
-                    .map_err(|e| fail(e.message().to_owned()))?;
+                let table = text.parse::<toml::Table>().map_err(|e| fail(e.message().to_owned()))?;
                 Some((name, table))
             }
         };
@@ -67,10 +59,7 @@ impl<'a> Settings<'a> {
             }
             _ => env_name,
         };
-        ConfigError {
-            setting,
-            message: message.to_owned(),
-        }
+        ConfigError { setting, message: message.to_owned() }
     }
 
     fn take(&mut self, key: &str) -> Option<Raw> {
@@ -87,25 +76,15 @@ impl<'a> Settings<'a> {
             None => return Ok(None),
             Some(Raw::Env(text)) => (T::from_text(&text), env_name(key)),
             Some(Raw::File(value)) => {
-                let file = self
-                    .file
-                    .as_ref()
-                    .map(|(f, _)| f.as_str())
-                    .unwrap_or_default();
+                let file = self.file.as_ref().map(|(f, _)| f.as_str()).unwrap_or_default();
                 (T::from_toml(value), format!("{key} in {file}"))
             }
         };
-        value
-            .map(Some)
-            .map_err(|message| ConfigError { setting, message })
+        value.map(Some).map_err(|message| ConfigError { setting, message })
     }
 
     /// Overwrites `target` with `key` when it is set.
-    pub(super) fn set<T: SettingValue>(
-        &mut self,
-        target: &mut T,
-        key: &str,
-    ) -> Result<(), ConfigError> {
+    pub(super) fn set<T: SettingValue>(&mut self, target: &mut T, key: &str) -> Result<(), ConfigError> {
         if let Some(value) = self.get(key)? {
             *target = value;
         }
@@ -125,10 +104,7 @@ impl<'a> Settings<'a> {
         if let Some((file, table)) = &self.file
             && let Some(key) = table.keys().next()
         {
-            return Err(ConfigError {
-                setting: format!("{key} in {file}"),
-                message: "unknown setting".to_owned(),
-            });
+            return Err(ConfigError { setting: format!("{key} in {file}"), message: "unknown setting".to_owned() });
         }
         Ok(())
     }
@@ -158,8 +134,7 @@ impl SettingValue for PathBuf {
 
 impl SettingValue for SocketAddr {
     fn from_text(text: &str) -> Result<Self, String> {
-        text.parse()
-            .map_err(|_| format!("expected address:port such as 127.0.0.1:8080, got {text:?}"))
+        text.parse().map_err(|_| format!("expected address:port such as 127.0.0.1:8080, got {text:?}"))
     }
 }
 
@@ -182,12 +157,7 @@ number_setting!(u32, usize, f64);
 
 impl SettingValue for Vec<String> {
     fn from_text(text: &str) -> Result<Self, String> {
-        Ok(text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Ok(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
     }
     fn from_toml(value: toml::Value) -> Result<Self, String> {
         match value {
@@ -216,9 +186,7 @@ impl SettingValue for ByteSize {
             "KiB" | "K" | "KB" => 1024,
             "MiB" | "M" | "MB" => 1024 * 1024,
             _ => {
-                return Err(format!(
-                    "expected a size such as 65536, 64KiB or 1MiB, got {text:?}"
-                ));
+                return Err(format!("expected a size such as 65536, 64KiB or 1MiB, got {text:?}"));
             }
         };
         digits
@@ -237,11 +205,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = t.split_at(split);
     let fail = || format!("expected a duration such as 500ms, 25s, 10m or 1h, got {text:?}");
     let n: u64 = digits.parse().map_err(|_| fail())?;
-    let secs = |mult: u64| {
-        n.checked_mul(mult)
-            .map(Duration::from_secs)
-            .ok_or_else(fail)
-    };
+    let secs = |mult: u64| n.checked_mul(mult).map(Duration::from_secs).ok_or_else(fail);
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => secs(1),

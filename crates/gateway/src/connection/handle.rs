@@ -31,12 +31,7 @@ pub struct ConnectionHandle {
 impl ConnectionHandle {
     /// A handle with an empty outbox of `queue_bytes` and no rooms.
     pub fn new(id: ConnId, user: Arc<str>, queue_bytes: usize) -> Self {
-        Self {
-            id,
-            user,
-            outbox: Outbox::new(queue_bytes),
-            rooms: Mutex::default(),
-        }
+        Self { id, user, outbox: Outbox::new(queue_bytes), rooms: Mutex::default() }
     }
 
     /// Queues a frame; a full queue closes the connection as too slow.
@@ -71,9 +66,7 @@ impl ConnectionHandle {
 
     /// Records a membership; an existing one for the same room is replaced (and left).
     pub fn add_membership(&self, membership: Membership) {
-        let old = self
-            .lock_rooms()
-            .insert(membership.room().clone(), membership);
+        let old = self.lock_rooms().insert(membership.room().clone(), membership);
         // Leave outside the lock: leaving takes the registry's lock.
         drop(old);
     }

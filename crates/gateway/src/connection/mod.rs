@@ -45,14 +45,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     let (mut rd, mut wr) = tokio::io::split(ws.into_inner());
     if slot.over_limit {
         let message = "the node is at its connection limit".to_owned();
-        refuse(
-            &mut rd,
-            &mut wr,
-            ErrorCode::Forbidden,
-            message,
-            CloseReason::TooManyConnections,
-        )
-        .await;
+        refuse(&mut rd, &mut wr, ErrorCode::Forbidden, message, CloseReason::TooManyConnections).await;
         return;
     }
     let mut reader = MessageReader::new(&mut rd, node.config.max_message_size);
@@ -64,22 +57,12 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
             return;
         }
     };
-    let rooms = match (
-        RoomName::user(&claims.sub),
-        claims.org.as_deref().map(RoomName::org).transpose(),
-    ) {
+    let rooms = match (RoomName::user(&claims.sub), claims.org.as_deref().map(RoomName::org).transpose()) {
         (Ok(user), Ok(org)) => [Some(user), org],
         (Err(e), _) | (_, Err(e)) => {
             drop(reader);
             let reason = CloseReason::AuthFailed(AuthError::Invalid(e.to_string()));
-            refuse(
-                &mut rd,
-                &mut wr,
-                ErrorCode::Unauthorized,
-                format!("token: {e}"),
-                reason,
-            )
-            .await;
+            refuse(&mut rd, &mut wr, ErrorCode::Unauthorized, format!("token: {e}"), reason).await;
             return;
         }
     };
@@ -89,11 +72,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         Arc::from(claims.sub.as_str()),
         node.config.send_queue_size,
     ));
-    let writer = tokio::spawn(writer::run(
-        wr,
-        Arc::clone(&conn),
-        node.config.ping_interval,
-    ));
+    let writer = tokio::spawn(writer::run(wr, Arc::clone(&conn), node.config.ping_interval));
     node.register(&conn);
     crate::metrics::connection_opened();
     let opened = Instant::now();
@@ -124,10 +103,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     read_loop(&node, &conn, &mut reader, &mut session).await;
     drop(reader);
 
-    let reason = conn
-        .outbox
-        .close_reason()
-        .unwrap_or(CloseReason::ConnectionLost);
+    let reason = conn.outbox.close_reason().unwrap_or(CloseReason::ConnectionLost);
     // The writer bounds itself by its close deadline; this bound only guards against a bug.
     let _ = tokio::time::timeout(writer::CLOSE_DEADLINE + Duration::from_secs(1), writer).await;
     if reason.code().is_some() {
@@ -195,8 +171,7 @@ fn expiry_instant(exp: u64, leeway: Duration) -> Instant {
 
 /// The code to answer a client's close with: its own when it may be sent, else 1000.
 fn echo_code(code: Option<u16>) -> u16 {
-    code.filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
-        .unwrap_or(1000)
+    code.filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999)).unwrap_or(1000)
 }
 
 /// The connection's claims, from the upgrade's token or a first `auth` frame.
@@ -211,10 +186,7 @@ async fn authenticate<S: AsyncRead + Unpin>(
             Ok(result) => result?,
             Err(_) => {
                 let secs = node.config.auth_timeout.as_secs_f64();
-                return Err((
-                    CloseReason::AuthTimeout,
-                    format!("no token and no auth frame within {secs}s"),
-                ));
+                return Err((CloseReason::AuthTimeout, format!("no token and no auth frame within {secs}s")));
             }
         },
     };
@@ -227,9 +199,7 @@ async fn authenticate<S: AsyncRead + Unpin>(
 
 /// Waits for the first message, which must be `auth`. The caller bounds the wait; dropping
 /// this future abandons the connection.
-async fn auth_frame<S: AsyncRead + Unpin>(
-    reader: &mut MessageReader<S>,
-) -> Result<String, (CloseReason, String)> {
+async fn auth_frame<S: AsyncRead + Unpin>(reader: &mut MessageReader<S>) -> Result<String, (CloseReason, String)> {
     loop {
         match reader.next().await {
             Ok(Incoming::Text(text)) => {
@@ -243,10 +213,7 @@ async fn auth_frame<S: AsyncRead + Unpin>(
             }
             Ok(Incoming::Ping(_) | Incoming::Pong) => {}
             Ok(Incoming::Close(code)) => {
-                return Err((
-                    CloseReason::ClientClosed(echo_code(code)),
-                    "closed before auth".to_owned(),
-                ));
+                return Err((CloseReason::ClientClosed(echo_code(code)), "closed before auth".to_owned()));
             }
             Err(reason) => return Err((reason, "socket failed before auth".to_owned())),
         }
@@ -262,14 +229,7 @@ where
     if let Some(close_code) = reason.code() {
         let mut buf = Vec::new();
         if !matches!(reason, CloseReason::ClientClosed(_)) {
-            buf.extend_from_slice(&wire::text(
-                &ServerFrame::Error {
-                    id: None,
-                    code,
-                    message,
-                }
-                .to_json(),
-            ));
+            buf.extend_from_slice(&wire::text(&ServerFrame::Error { id: None, code, message }.to_json()));
         }
         buf.extend_from_slice(&wire::close(close_code, reason.label()));
         let written = tokio::time::timeout(writer::CLOSE_DEADLINE, async {
@@ -282,11 +242,7 @@ where
         }
     }
     crate::metrics::connection_refused(reason.label());
-    tracing::info!(
-        reason = reason.label(),
-        code = reason.code(),
-        "connection refused"
-    );
+    tracing::info!(reason = reason.label(), code = reason.code(), "connection refused");
 }
 
 /// Reads and discards until the client closes its side or [`LINGER`] passes.

@@ -36,9 +36,7 @@ pub struct MessageReader<S> {
 
 impl<S> std::fmt::Debug for MessageReader<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MessageReader")
-            .field("cap", &self.cap)
-            .finish_non_exhaustive()
+        f.debug_struct("MessageReader").field("cap", &self.cap).finish_non_exhaustive()
     }
 }
 
@@ -47,27 +45,19 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
     pub fn new(stream: S, cap: usize) -> Self {
         // The write half given here is never used: with auto-pong and auto-close off,
         // read_frame has nothing to send.
-        let (mut ws, _unused) =
-            fastwebsockets::after_handshake_split(stream, Discard, Role::Server);
+        let (mut ws, _unused) = fastwebsockets::after_handshake_split(stream, Discard, Role::Server);
         ws.set_auto_close(false);
         ws.set_auto_pong(false);
         // The library refuses a frame when `len >= max`; a message of exactly `cap` is allowed.
         ws.set_max_message_size(cap + 1);
-        Self {
-            ws,
-            cap,
-            partial: None,
-        }
+        Self { ws, cap, partial: None }
     }
 
     /// The next message, or why the connection must close.
     pub async fn next(&mut self) -> Result<Incoming, CloseReason> {
         loop {
-            let frame = self
-                .ws
-                .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
-                .await
-                .map_err(close_reason)?;
+            let frame =
+                self.ws.read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) }).await.map_err(close_reason)?;
             match frame.opcode {
                 OpCode::Text if self.partial.is_some() => {
                     return Err(CloseReason::ProtocolViolation);
@@ -93,8 +83,8 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                 }
                 OpCode::Binary => return Err(CloseReason::ProtocolViolation),
                 OpCode::Close => {
-                    let code = (frame.payload.len() >= 2)
-                        .then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
+                    let code =
+                        (frame.payload.len() >= 2).then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
                     return Ok(Incoming::Close(code));
                 }
                 OpCode::Ping => return Ok(Incoming::Ping(frame.payload.to_vec())),
@@ -210,32 +200,18 @@ mod tests {
             client_frame(true, 0x2, b"bin"),
             client_frame(true, 0x1, &[0xff, 0xfe]),
             client_frame(true, 0x0, b"x"),
-            [
-                client_frame(false, 0x1, b"a"),
-                client_frame(false, 0x1, b"b"),
-            ]
-            .concat(),
-            [
-                client_frame(false, 0x1, b"a"),
-                client_frame(true, 0x0, &[0xff]),
-            ]
-            .concat(),
+            [client_frame(false, 0x1, b"a"), client_frame(false, 0x1, b"b")].concat(),
+            [client_frame(false, 0x1, b"a"), client_frame(true, 0x0, &[0xff])].concat(),
         ] {
-            assert_eq!(
-                read_all(bytes, 1024).await[0],
-                Err(CloseReason::ProtocolViolation)
-            );
+            assert_eq!(read_all(bytes, 1024).await[0], Err(CloseReason::ProtocolViolation));
         }
     }
 
     #[tokio::test]
     async fn control_frames_come_through() {
-        let bytes = [
-            client_frame(true, 0x9, b"p"),
-            client_frame(true, 0xA, b""),
-            client_frame(true, 0x8, &[0x03, 0xe8]),
-        ]
-        .concat();
+        let bytes =
+            [client_frame(true, 0x9, b"p"), client_frame(true, 0xA, b""), client_frame(true, 0x8, &[0x03, 0xe8])]
+                .concat();
         let got = read_all(bytes, 1024).await;
         assert_eq!(got[0], Ok(Incoming::Ping(b"p".to_vec())));
         assert_eq!(got[1], Ok(Incoming::Pong));

@@ -26,10 +26,7 @@ struct Refusal {
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        message: message.into(),
-    }
+    Refusal { code, message: message.into() }
 }
 
 type Reply = Result<Option<OkReply>, Refusal>;
@@ -46,20 +43,9 @@ pub struct Session {
 
 impl Session {
     /// A session for `conn`, authenticated as its user with `org`, until `expires_at`.
-    pub fn new(
-        node: Arc<Node>,
-        conn: Arc<ConnectionHandle>,
-        org: Option<String>,
-        expires_at: u64,
-    ) -> Self {
+    pub fn new(node: Arc<Node>, conn: Arc<ConnectionHandle>, org: Option<String>, expires_at: u64) -> Self {
         let emits = TokenBucket::new(node.config.emit_rate, node.config.emit_burst);
-        Self {
-            node,
-            conn,
-            org,
-            expires_at,
-            emits,
-        }
+        Self { node, conn, org, expires_at, emits }
     }
 
     /// The token's expiry, Unix seconds; moves when a `refresh` succeeds.
@@ -74,25 +60,26 @@ impl Session {
             Err(e) => {
                 crate::metrics::command("invalid");
                 let id = FrameHead::peek(text).id;
-                self.send(&ServerFrame::Error {
-                    id,
-                    code: ErrorCode::BadRequest,
-                    message: e.to_string(),
-                });
+                self.send(&ServerFrame::Error { id, code: ErrorCode::BadRequest, message: e.to_string() });
                 return Ok(());
             }
         };
         let (id, name) = command_id(&frame);
         crate::metrics::command(name);
         let reply = match frame {
-            ClientFrame::Auth { .. } => Err(refuse(ErrorCode::BadRequest, "already authenticated")),
-            ClientFrame::Subscribe {
-                room, token, since, ..
-            } => self.subscribe(id, &room, token, since).await,
+            ClientFrame::Auth { .. } => {
+                // `auth` has no id field of its own; a client that sent one still gets it back.
+                let id = FrameHead::peek(text).id;
+                self.send(&ServerFrame::Error {
+                    id,
+                    code: ErrorCode::BadRequest,
+                    message: "already authenticated".into(),
+                });
+                return Ok(());
+            }
+            ClientFrame::Subscribe { room, token, since, .. } => self.subscribe(id, &room, token, since).await,
             ClientFrame::Unsubscribe { room, .. } => self.unsubscribe(&room),
-            ClientFrame::Emit {
-                room, event, data, ..
-            } => self.emit(id, &room, &event, data).await,
+            ClientFrame::Emit { room, event, data, .. } => self.emit(id, &room, &event, data).await,
             ClientFrame::Refresh { token, .. } => self.refresh(id, &token)?,
             ClientFrame::Ping { .. } => {
                 self.send(&ServerFrame::Pong { id });
@@ -115,15 +102,11 @@ impl Session {
         token: Option<String>,
         since: Option<Position>,
     ) -> Reply {
-        let room =
-            RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
+        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
         let already = self.conn.is_in(&room);
         if !already && self.conn.room_count() >= self.node.config.max_rooms_per_connection {
             let limit = self.node.config.max_rooms_per_connection;
-            return Err(refuse(
-                ErrorCode::TooLarge,
-                format!("a connection may be in at most {limit} rooms"),
-            ));
+            return Err(refuse(ErrorCode::TooLarge, format!("a connection may be in at most {limit} rooms")));
         }
         let user = &self.conn.user;
         let access = match room.kind() {
@@ -131,34 +114,21 @@ impl Session {
             RoomKind::User(owner) if owner == &**user => Access::Granted,
             RoomKind::Org(org) if self.org.as_deref() == Some(org) => Access::Granted,
             RoomKind::User(_) => {
-                return Err(refuse(
-                    ErrorCode::Forbidden,
-                    format!("{room} is another user's room"),
-                ));
+                return Err(refuse(ErrorCode::Forbidden, format!("{room} is another user's room")));
             }
             RoomKind::Org(_) => {
-                return Err(refuse(
-                    ErrorCode::Forbidden,
-                    format!("{room} is another org's room"),
-                ));
+                return Err(refuse(ErrorCode::Forbidden, format!("{room} is another org's room")));
             }
             RoomKind::Members => match token {
                 Some(token) => {
-                    let claims = self
-                        .node
-                        .verifier
-                        .verify_subscription(&token)
-                        .map_err(|e| {
-                            crate::metrics::auth_failed(e.label());
-                            refuse(ErrorCode::Unauthorized, format!("subscription token: {e}"))
-                        })?;
+                    let claims = self.node.verifier.verify_subscription(&token).map_err(|e| {
+                        crate::metrics::auth_failed(e.label());
+                        refuse(ErrorCode::Unauthorized, format!("subscription token: {e}"))
+                    })?;
                     if claims.sub != **user || claims.room != room.as_str() {
                         return Err(refuse(
                             ErrorCode::Forbidden,
-                            format!(
-                                "subscription token is for {} in {}",
-                                claims.sub, claims.room
-                            ),
+                            format!("subscription token is for {} in {}", claims.sub, claims.room),
                         ));
                     }
                     Access::Granted
@@ -167,22 +137,19 @@ impl Session {
             },
         };
         let conn = Arc::clone(&self.conn);
-        let joined = self
-            .node
-            .broker
-            .join(&room, &self.conn, access, |position| {
-                // Until room history exists, a position is recovered only when nothing was missed.
-                let recovered = since.as_ref().map(|s| s == position);
-                let ok = OkReply {
-                    id,
-                    room: Some(room.to_string()),
-                    offset: Some(position.offset),
-                    epoch: Some(position.epoch.clone()),
-                    recovered,
-                    expires_at: None,
-                };
-                conn.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());
-            });
+        let joined = self.node.broker.join(&room, &self.conn, access, |position| {
+            // Until room history exists, a position is recovered only when nothing was missed.
+            let recovered = since.as_ref().map(|s| s == position);
+            let ok = OkReply {
+                id,
+                room: Some(room.to_string()),
+                offset: Some(position.offset),
+                epoch: Some(position.epoch.clone()),
+                recovered,
+                expires_at: None,
+            };
+            conn.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());
+        });
         match joined.await {
             Ok(JoinOutcome::Joined) => Ok(None),
             Ok(JoinOutcome::NotMember) => Err(refuse(
@@ -194,46 +161,27 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, room: &str) -> Reply {
-        let room =
-            RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
-        if !self.conn.leave(&room) {
-            return Err(refuse(
-                ErrorCode::NotFound,
-                format!("not subscribed to {room}"),
-            ));
+        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
+        if matches!(room.kind(), RoomKind::User(_) | RoomKind::Org(_)) && self.conn.is_in(&room) {
+            // The user: room is how disconnects and per-user events find every connection.
+            return Err(refuse(ErrorCode::Forbidden, format!("{room} is joined for the whole connection")));
         }
-        Ok(Some(OkReply {
-            room: Some(room.to_string()),
-            ..OkReply::default()
-        }))
+        if !self.conn.leave(&room) {
+            return Err(refuse(ErrorCode::NotFound, format!("not subscribed to {room}")));
+        }
+        Ok(Some(OkReply { room: Some(room.to_string()), ..OkReply::default() }))
     }
 
-    async fn emit(
-        &mut self,
-        id: Option<u64>,
-        room: &str,
-        event: &str,
-        data: Option<Box<RawValue>>,
-    ) -> Reply {
+    async fn emit(&mut self, id: Option<u64>, room: &str, event: &str, data: Option<Box<RawValue>>) -> Reply {
         if !self.node.config.emit_events.iter().any(|e| e == event) {
-            return Err(refuse(
-                ErrorCode::Forbidden,
-                format!("event {event:?} may not be emitted by clients"),
-            ));
+            return Err(refuse(ErrorCode::Forbidden, format!("event {event:?} may not be emitted by clients")));
         }
-        let room =
-            RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
+        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
         if !self.conn.is_in(&room) {
-            return Err(refuse(
-                ErrorCode::Forbidden,
-                format!("not subscribed to {room}"),
-            ));
+            return Err(refuse(ErrorCode::Forbidden, format!("not subscribed to {room}")));
         }
         if !self.emits.try_take(Instant::now()) {
-            return Err(refuse(
-                ErrorCode::RateLimited,
-                "emit rate limit reached; slow down",
-            ));
+            return Err(refuse(ErrorCode::RateLimited, "emit rate limit reached; slow down"));
         }
         let data: &RawValue = data.as_deref().unwrap_or(RawValue::NULL);
         self.node
@@ -260,18 +208,11 @@ impl Session {
         if claims.sub != *self.conn.user || claims.org != self.org {
             crate::metrics::auth_failed("refresh_other_identity");
             let message = "refresh token is for another user or org".to_owned();
-            self.send(&ServerFrame::Error {
-                id,
-                code: ErrorCode::Forbidden,
-                message,
-            });
+            self.send(&ServerFrame::Error { id, code: ErrorCode::Forbidden, message });
             return Err(CloseReason::Forbidden);
         }
         self.expires_at = claims.exp;
-        Ok(Ok(Some(OkReply {
-            expires_at: Some(claims.exp),
-            ..OkReply::default()
-        })))
+        Ok(Ok(Some(OkReply { expires_at: Some(claims.exp), ..OkReply::default() })))
     }
 
     fn send(&self, frame: &ServerFrame) {

@@ -24,11 +24,7 @@ pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 const KEEP_BUFFER: usize = 64 * 1024;
 
 /// Writes the outbox of `conn` to `io` until the connection closes or the socket fails.
-pub async fn run<W: AsyncWrite + Unpin>(
-    mut io: W,
-    conn: Arc<ConnectionHandle>,
-    ping_interval: Duration,
-) {
+pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, ping_interval: Duration) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = Vec::with_capacity(KEEP_BUFFER);

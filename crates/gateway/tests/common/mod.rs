@@ -1,6 +1,8 @@
 //! Test harness: an in-process gateway on port 0, a WebSocket test client and a tiny HTTP client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -38,15 +40,12 @@ impl TestGateway {
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = Server::new(config).unwrap();
+        let server = Server::new(config).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
         }));
-        Self {
-            addr,
-            stop: Some(stop),
-        }
+        Self { addr, stop: Some(stop) }
     }
 
     /// A handle on a gateway started elsewhere (a real process), which it does not stop.
@@ -69,9 +68,7 @@ impl TestGateway {
 
     /// Connects `sub` with a token in the query and reads the `connected` frame.
     pub async fn connect(&self, sub: &str, org: Option<&str>) -> TestClient {
-        let mut client = self
-            .connect_url(&format!("{}?token={}", self.ws_url(), self.token(sub, org)))
-            .await;
+        let mut client = self.connect_url(&format!("{}?token={}", self.ws_url(), self.token(sub, org))).await;
         let connected = client.recv().await;
         assert_eq!(connected["type"], "connected", "{connected}");
         client
@@ -79,21 +76,15 @@ impl TestGateway {
 
     /// Opens a WebSocket to `url` without reading anything.
     pub async fn connect_url(&self, url: &str) -> TestClient {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("websocket connects");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
         TestClient { ws }
     }
 
     /// Opens a WebSocket with `Authorization: Bearer <token>` on the upgrade request.
     pub async fn connect_bearer(&self, token: &str) -> TestClient {
         let mut request = self.ws_url().into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket connects");
+        request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
         TestClient { ws }
     }
 
@@ -111,33 +102,22 @@ impl TestGateway {
 
     /// Adds users to a room's member set.
     pub async fn add_members(&self, room: &str, users: &[&str]) {
-        let (status, reply) = self
-            .api("members", &json!({"room": room, "add": users}))
-            .await;
+        let (status, reply) = self.api("members", &json!({"room": room, "add": users})).await;
         assert_eq!(status, 200, "{reply}");
     }
 
     pub async fn api_raw(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
-        let auth = key
-            .map(|k| format!("Authorization: Bearer {k}\r\n"))
-            .unwrap_or_default();
+        let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
         let request = format!(
             "POST /api/{path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         let (status, body) = http(self.addr, &request).await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        http(
-            self.addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
-        )
-        .await
+        http(self.addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")).await
     }
 
     /// The value of an un-labelled metric, or of the first sample line starting with `series`.
@@ -155,15 +135,25 @@ impl Drop for TestGateway {
     }
 }
 
-/// Value of the sample whose name and labels are exactly `series`; 0 when absent.
+/// Value of the sample `series` (`name` or `name{label="v",...}`), ignoring labels the query
+/// does not name (such as `node`); 0 when absent.
 pub fn metric_value(text: &str, series: &str) -> f64 {
+    let (name, wanted) = split_series(series);
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
+        .find_map(|line| {
+            let (sample, value) = line.rsplit_once(' ')?;
+            let (sample_name, labels) = split_series(sample);
+            (sample_name == name && wanted.iter().all(|w| labels.contains(w))).then(|| value.trim().parse().unwrap())
         })
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+fn split_series(series: &str) -> (&str, Vec<&str>) {
+    match series.split_once('{') {
+        Some((name, labels)) => (name, labels.trim_end_matches('}').split(',').filter(|l| !l.is_empty()).collect()),
+        None => (series, Vec::new()),
+    }
 }
 
 /// Sends a raw HTTP/1.1 request and reads the whole response.
@@ -171,25 +161,12 @@ pub async fn http(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
-        .await
-        .expect("http response")
-        .unwrap();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await.expect("http response").unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
     (status, body)
 }
 
@@ -213,10 +190,7 @@ pub struct TestClient {
 
 impl TestClient {
     pub async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(Message::text(frame.to_string()))
-            .await
-            .unwrap();
+        self.ws.send(Message::text(frame.to_string())).await.unwrap();
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -247,9 +221,7 @@ impl TestClient {
 
     /// Subscribes and asserts `ok`.
     pub async fn subscribe(&mut self, room: &str) -> Value {
-        let reply = self
-            .request(json!({"type": "subscribe", "id": 1, "room": room}))
-            .await;
+        let reply = self.request(json!({"type": "subscribe", "id": 1, "room": room})).await;
         assert_eq!(reply["type"], "ok", "{reply}");
         reply
     }
@@ -258,18 +230,14 @@ impl TestClient {
     pub async fn recv_close(&mut self) -> (u16, Vec<Value>) {
         let mut frames = Vec::new();
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("a close within the patience window");
+            let message =
+                tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("a close within the patience window");
             match message {
                 Some(Ok(Message::Text(text))) => frames.push(serde_json::from_str(&text).unwrap()),
                 Some(Ok(Message::Close(Some(close)))) => return (u16::from(close.code), frames),
                 Some(Ok(Message::Close(None))) => return (1005, frames),
                 Some(Ok(_)) => {}
-                other => panic!(
-                    "expected a close frame, got {other:?} after {} frames",
-                    frames.len()
-                ),
+                other => panic!("expected a close frame, got {other:?} after {} frames", frames.len()),
             }
         }
     }
@@ -297,8 +265,7 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
         }

@@ -1,0 +1,40 @@
+//! Names in Redis: one channel per room, and keys that carry the channel as their hash tag so
+//! that a room's keys and its sharded channel live in one Redis Cluster slot.
+
+/// The channel of `room` behind `prefix` (`""` or e.g. `"rc:"`).
+pub fn channel(prefix: &str, room: &str) -> String {
+    format!("{prefix}{room}")
+}
+
+/// The hash holding the room's `offset` and `epoch`.
+pub fn position_key(channel: &str) -> String {
+    format!("{{{channel}}}:pos")
+}
+
+/// The set of users allowed to subscribe to the room.
+pub fn members_key(channel: &str) -> String {
+    format!("{{{channel}}}:members")
+}
+
+/// Checks a channel prefix: braces would break the hash tags.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.contains(['{', '}']) || prefix.chars().any(char::is_whitespace) {
+        return Err(format!("channel prefix {prefix:?} may not contain braces or spaces"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_channel_as_hash_tag() {
+        let ch = channel("rc:", "dialog:42");
+        assert_eq!(ch, "rc:dialog:42");
+        assert_eq!(position_key(&ch), "{rc:dialog:42}:pos");
+        assert_eq!(members_key(&ch), "{rc:dialog:42}:members");
+        assert!(check_prefix("a{b").is_err());
+        assert!(check_prefix("rc:").is_ok());
+    }
+}

@@ -1,0 +1,247 @@
+//! [`Publisher`]: a cheap-to-clone handle on the shared Redis, for publishing and for the
+//! member registry.
+//!
+//! One Redis goes through a [`ConnectionManager`] (one multiplexed connection that reconnects
+//! by itself); a cluster through a [`ClusterConnection`] (one multiplexed connection per
+//! master). Both pipeline concurrent calls from every clone, so no pool is needed: a pool only
+//! pays off for commands that block a connection, and a publisher sends none.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, ProtocolVersion, Script};
+use roomcast_proto::RoomName;
+use roomcast_proto::envelope::{self, Envelope, envelope::Body};
+
+use crate::event::new_message_id;
+use crate::{Error, Event, Published, layout, scripts};
+
+/// How long one Redis call may take before it fails as [`Error::Unavailable`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the shared Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One Redis, `redis://host:port[/db]`.
+    Redis(String),
+    /// Seed nodes of a Redis Cluster, `host:port` or `redis://host:port`; sharded pub/sub.
+    Cluster(Vec<String>),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Publishes events and manages member sets; clone it freely, clones share connections.
+#[derive(Clone)]
+pub struct Publisher {
+    conn: Conn,
+    prefix: Arc<str>,
+    origin: Arc<str>,
+    publish_command: &'static str,
+    publish_script: Arc<Script>,
+    members_script: Arc<Script>,
+    position_script: Arc<Script>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("prefix", &self.prefix).field("command", &self.publish_command).finish()
+    }
+}
+
+impl Publisher {
+    /// Connects to `target` with no channel prefix.
+    pub async fn connect(target: Target) -> Result<Self, Error> {
+        Self::connect_with(target, "", "").await
+    }
+
+    /// Connects to `target`; channels are `prefix` + room, and envelopes carry `origin`
+    /// (a gateway's node id; empty for backends).
+    pub async fn connect_with(target: Target, prefix: &str, origin: &str) -> Result<Self, Error> {
+        layout::check_prefix(prefix).map_err(Error::InvalidArgument)?;
+        let (conn, publish_command) = match target {
+            Target::Redis(url) => {
+                let client = redis::Client::open(url.as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+                    .set_response_timeout(Some(DEFAULT_TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                (Conn::Single(ConnectionManager::new_with_config(client, config).await?), "PUBLISH")
+            }
+            Target::Cluster(seeds) => {
+                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| seed_url(s)))
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .connection_timeout(DEFAULT_TIMEOUT)
+                    .response_timeout(DEFAULT_TIMEOUT)
+                    .retries(2)
+                    .build()?;
+                (Conn::Cluster(client.get_async_connection().await?), "SPUBLISH")
+            }
+        };
+        Ok(Self {
+            conn,
+            prefix: Arc::from(prefix),
+            origin: Arc::from(origin),
+            publish_command,
+            publish_script: Arc::new(Script::new(scripts::PUBLISH)),
+            members_script: Arc::new(Script::new(scripts::MEMBERS)),
+            position_script: Arc::new(Script::new(scripts::POSITION)),
+        })
+    }
+
+    /// The channel prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The publish command in use: `PUBLISH`, or `SPUBLISH` on a cluster.
+    pub fn publish_command(&self) -> &'static str {
+        self.publish_command
+    }
+
+    /// Publishes `event` to every member of its room on every node, in offset order.
+    pub async fn publish(&self, event: Event<'_>) -> Result<Published, Error> {
+        let room = RoomName::parse(event.room)?;
+        if event.event.is_empty() {
+            return Err(Error::InvalidArgument("event name is empty".into()));
+        }
+        let data = event.data.map_err(Error::InvalidArgument)?;
+        let id = event.id.map_or_else(new_message_id, str::to_owned);
+        let channel = layout::channel(&self.prefix, room.as_str());
+        let envelope = self.envelope(
+            &room,
+            Body::Event(envelope::Event {
+                event: event.event.to_owned(),
+                data: data.into(),
+                id: id.clone(),
+                exclude_user: event.exclude_user.unwrap_or_default().to_owned(),
+                published_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+            }),
+        );
+        let mut invocation = self.publish_script.key(layout::position_key(&channel));
+        invocation.arg(self.publish_command).arg(&channel).arg(envelope).arg(new_epoch());
+        let (offset, epoch): (u64, String) = self.invoke(&invocation).await?;
+        Ok(Published { offset, epoch, id })
+    }
+
+    /// Adds and removes users of `room`'s member set; removed users' live subscriptions end on
+    /// every node. Returns how many were really added and removed.
+    pub async fn update_members<S: AsRef<str>>(
+        &self,
+        room: &str,
+        add: &[S],
+        remove: &[S],
+    ) -> Result<(u64, u64), Error> {
+        let room = RoomName::parse(room)?;
+        if add.iter().chain(remove).any(|u| u.as_ref().is_empty()) {
+            return Err(Error::InvalidArgument("a user id is empty".into()));
+        }
+        let channel = layout::channel(&self.prefix, room.as_str());
+        let removal = if remove.is_empty() {
+            Vec::new()
+        } else {
+            let users = remove.iter().map(|u| u.as_ref().to_owned()).collect();
+            self.envelope(&room, Body::MembersRemoved(envelope::MembersRemoved { users }))
+        };
+        let mut invocation = self.members_script.key(layout::members_key(&channel));
+        invocation.arg(self.publish_command).arg(&channel).arg(removal).arg(add.len());
+        for user in add.iter().chain(remove) {
+            invocation.arg(user.as_ref());
+        }
+        self.invoke(&invocation).await
+    }
+
+    /// Whether `user` is in `room`'s member set.
+    pub async fn is_member(&self, room: &RoomName, user: &str) -> Result<bool, Error> {
+        let key = layout::members_key(&layout::channel(&self.prefix, room.as_str()));
+        self.query(redis::cmd("SISMEMBER").arg(key).arg(user)).await
+    }
+
+    /// The room's last offset (0 before its first event) and its epoch, which is created here
+    /// if the room has none yet, so that a subscriber's position names the epoch to come.
+    pub async fn position(&self, room: &RoomName) -> Result<(u64, String), Error> {
+        let key = layout::position_key(&layout::channel(&self.prefix, room.as_str()));
+        let mut invocation = self.position_script.key(key);
+        invocation.arg(new_epoch());
+        self.invoke(&invocation).await
+    }
+
+    /// Relays an ephemeral event from `from_user` to the other members of `room` (no offset,
+    /// no history).
+    pub async fn emit(&self, room: &RoomName, event: &str, data: &[u8], from_user: &str) -> Result<(), Error> {
+        let body = Body::Emit(envelope::Emit {
+            event: event.to_owned(),
+            data: data.to_vec().into(),
+            from_user: from_user.to_owned(),
+        });
+        self.send(room, body).await.map(drop)
+    }
+
+    /// Closes every connection of `user` on every node with `code`. Returns how many nodes
+    /// hold a connection of the user (Redis's count of receivers).
+    pub async fn disconnect_user(&self, user: &str, code: u16) -> Result<u64, Error> {
+        let room = RoomName::user(user)?;
+        let body = Body::Disconnect(envelope::Disconnect { user: user.to_owned(), code: u32::from(code) });
+        self.send(&room, body).await
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    async fn send(&self, room: &RoomName, body: Body) -> Result<u64, Error> {
+        let channel = layout::channel(&self.prefix, room.as_str());
+        let envelope = self.envelope(room, body);
+        self.query(redis::cmd(self.publish_command).arg(channel).arg(envelope)).await
+    }
+
+    fn envelope(&self, room: &RoomName, body: Body) -> Vec<u8> {
+        Envelope {
+            room: room.to_string(),
+            origin: self.origin.to_string(),
+            offset: 0,
+            epoch: String::new(),
+            body: Some(body),
+        }
+        .encode_to_vec()
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+        Ok(match &self.conn {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await?,
+        })
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, Error> {
+        Ok(match &self.conn {
+            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await?,
+            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await?,
+        })
+    }
+}
+
+/// `host:port` seeds become `redis://host:port/?protocol=resp3`.
+fn seed_url(seed: &str) -> String {
+    let url = if seed.contains("://") { seed.to_owned() } else { format!("redis://{seed}") };
+    if url.contains("protocol=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{}/?protocol=resp3", url.trim_end_matches('/'))
+    }
+}
+
+/// A fresh epoch: 64 random bits in hex.
+fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
