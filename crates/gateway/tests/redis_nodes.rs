@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::TestGateway;
-use common::redis::{RedisServer, eventually};
 use roomcast_gateway::config::BrokerConfig;
 use roomcast_publisher::{Event, Publisher, Target};
+use roomcast_testkit::{RedisServer, eventually};
 use serde_json::json;
 
 async fn node(redis: &RedisServer, name: &str) -> TestGateway {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::TestGateway;
-use common::redis::{RedisServer, eventually};
 use roomcast_gateway::config::BrokerConfig;
+use roomcast_testkit::{RedisServer, eventually};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

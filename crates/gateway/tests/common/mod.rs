@@ -1,8 +1,6 @@
 //! Test harness: an in-process gateway on port 0, a WebSocket test client and a tiny HTTP client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-pub mod redis;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,17 +1,27 @@
-//! A real `redis-server` on a free port for one test, stopped on drop.
+//! Test fixtures for roomcast: real `redis-server` processes on free ports, stopped on drop.
+//!
+//! Tests never use the machine's shared Redis on 6379. `make test` installs `redis-server`
+//! from Debian when it is missing.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Upper bound for anything a test polls for.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One `redis-server` on a free port, without persistence.
+#[derive(Debug)]
 pub struct RedisServer {
+    /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl RedisServer {
+    /// Starts a server on a free port.
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
@@ -28,6 +38,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (make test installs it)");
         self.child = Some(child);
@@ -46,10 +57,12 @@ impl RedisServer {
         }
     }
 
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A plain (blocking) connection for checks.
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
         redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
     }
@@ -71,7 +84,7 @@ impl Drop for RedisServer {
 
 /// Polls `check` until it holds or `what` times out.
 pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + super::PATIENCE;
+    let deadline = Instant::now() + PATIENCE;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,0 +1,92 @@
+//! The publisher against a real redis-server: offsets, epochs, members, the envelope on the
+//! channel, and loud errors when Redis is unreachable.
+
+use std::time::Duration;
+
+use prost::Message;
+use roomcast_proto::RoomName;
+use roomcast_proto::envelope::{Envelope, envelope::Body};
+use roomcast_publisher::{Error, Event, Publisher, Target};
+use roomcast_testkit::RedisServer;
+use serde_json::json;
+
+#[tokio::test]
+async fn offsets_increase_per_room_under_one_epoch() {
+    let redis = RedisServer::start();
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let room = RoomName::parse("dialog:1").unwrap();
+    let (offset, epoch) = publisher.position(&room).await.unwrap();
+    assert_eq!(offset, 0);
+    let mut offsets = Vec::new();
+    for i in 0..5 {
+        let p = publisher.publish(Event::new("dialog:1", "message:new", &json!({"i": i}))).await.unwrap();
+        assert_eq!(p.epoch, epoch, "the epoch made at the first read stays");
+        assert_eq!(p.id.len(), 32, "an id is made when none is given");
+        offsets.push(p.offset);
+    }
+    assert_eq!(offsets, [1, 2, 3, 4, 5]);
+    let other = publisher.publish(Event::new("dialog:2", "x", &json!(null)).id("given")).await.unwrap();
+    assert_eq!((other.offset, other.id.as_str()), (1, "given"));
+    assert_ne!(other.epoch, epoch, "each room has its own epoch");
+    assert_eq!(publisher.position(&room).await.unwrap(), (5, epoch));
+}
+
+#[tokio::test]
+async fn the_channel_carries_an_envelope_with_offset_and_epoch() {
+    let redis = RedisServer::start();
+    let publisher = Publisher::connect_with(Target::Redis(redis.url()), "rc:", "backend-1").await.unwrap();
+    let mut sub = redis.connection().unwrap();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("rc:dialog:7").unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let p = publisher
+        .publish(Event::raw("dialog:7", "message:new", br#"{"text":"hi"}"#).id("m-7").exclude_user("u1"))
+        .await
+        .unwrap();
+    let payload: Vec<u8> = pubsub.get_message().unwrap().get_payload().unwrap();
+    let envelope = Envelope::decode(payload.as_slice()).unwrap();
+    assert_eq!((envelope.room.as_str(), envelope.origin.as_str()), ("dialog:7", "backend-1"));
+    assert_eq!((envelope.offset, envelope.epoch.as_str()), (p.offset, p.epoch.as_str()));
+    let Some(Body::Event(event)) = envelope.body else { panic!("{envelope:?}") };
+    assert_eq!((event.event.as_str(), event.id.as_str(), event.exclude_user.as_str()), ("message:new", "m-7", "u1"));
+    assert_eq!(&event.data[..], br#"{"text":"hi"}"#);
+}
+
+#[tokio::test]
+async fn member_changes_count_real_changes() {
+    let redis = RedisServer::start();
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let room = RoomName::parse("dialog:3").unwrap();
+    assert_eq!(publisher.update_members("dialog:3", &["a", "b"], &[]).await.unwrap(), (2, 0));
+    assert_eq!(publisher.update_members("dialog:3", &["a"], &["b", "c"]).await.unwrap(), (0, 1));
+    assert!(publisher.is_member(&room, "a").await.unwrap());
+    assert!(!publisher.is_member(&room, "b").await.unwrap());
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_redis() {
+    let redis = RedisServer::start();
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let err = publisher.publish(Event::new("dialog 1", "x", &json!(1))).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRoom(_)), "{err}");
+    let err = publisher.publish(Event::raw("dialog:1", "x", b"{nope")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)) && !err.is_retryable(), "{err}");
+    let err = publisher.publish(Event::new("dialog:1", "", &json!(1))).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_error_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let connect = Publisher::connect(Target::Redis(format!("redis://127.0.0.1:{port}")));
+    let err = tokio::time::timeout(Duration::from_secs(10), connect).await.expect("fails fast").unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+
+    // A publisher whose Redis goes away fails its publishes loudly.
+    let mut redis = RedisServer::start();
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    redis.kill();
+    let publish = publisher.publish(Event::new("dialog:1", "x", &json!(1)));
+    let err = tokio::time::timeout(Duration::from_secs(10), publish).await.expect("fails fast").unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+}
