@@ -18,23 +18,40 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    cluster: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(cluster: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, child: None };
+        let mut server = Self { port, dir, child: None, cluster };
         server.restart();
         server
     }
 
+    /// Starts a cluster-enabled server (not yet part of a cluster).
+    fn start_cluster_node() -> Self {
+        Self::start_with(true)
+    }
+
     /// (Re)starts the server on the same port, with nothing kept from before.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if self.cluster {
+            // An explicit bus port: the default (port + 10000) overflows for high ephemeral ports.
+            let bus = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            command.args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()]);
+            command.args(["--cluster-config-file", &format!("nodes-{}.conf", self.port)]);
+        }
+        let child = command
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -67,6 +84,13 @@ impl RedisServer {
         redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
     }
 
+    /// Sharded subscribers of `channel` on this node (`PUBSUB SHARDNUMSUB`).
+    pub fn shardnumsub(&self, channel: &str) -> u64 {
+        let mut c = self.connection().unwrap();
+        let (_, n): (String, u64) = redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel).query(&mut c).unwrap();
+        n
+    }
+
     /// Subscribers of `channel` (`PUBSUB NUMSUB`).
     pub fn numsub(&self, channel: &str) -> u64 {
         let mut c = self.connection().unwrap();
@@ -89,4 +113,109 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A Redis Cluster of three masters (no replicas), each a `redis-server` on free ports.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The masters; `nodes[i].port` is a seed.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers and joins them with `redis-cli --cluster create`.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed with redis-server");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + PATIENCE;
+        for node in &nodes {
+            loop {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.connection().unwrap()).unwrap();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster never became ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Self { nodes }
+    }
+
+    /// `host:port` seeds.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// The slot of `key` and the index of the master that serves it.
+    pub fn owner(&self, key: &str) -> (u16, usize) {
+        let mut c = self.nodes[0].connection().unwrap();
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut c).unwrap();
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| {
+                let mut c = n.connection().unwrap();
+                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap();
+                nodes.lines().any(|l| l.contains("myself") && slot_in(l, slot))
+            })
+            .expect("some master owns the slot");
+        (slot, index)
+    }
+
+    /// Moves `slot` (and its keys) from master `from` to master `to`, as a resharding does.
+    pub fn migrate(&self, slot: u16, from: usize, to: usize) {
+        let id = |i: usize| -> String {
+            redis::cmd("CLUSTER").arg("MYID").query(&mut self.nodes[i].connection().unwrap()).unwrap()
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let mut src = self.nodes[from].connection().unwrap();
+        let mut dst = self.nodes[to].connection().unwrap();
+        let _: () =
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut dst).unwrap();
+        let _: () =
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut src).unwrap();
+        loop {
+            let keys: Vec<String> =
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100).query(&mut src).unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            let _: () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query(&mut src)
+                .unwrap();
+        }
+        for node in &self.nodes {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id)
+                .query(&mut node.connection().unwrap())
+                .unwrap();
+        }
+    }
+}
+
+/// Whether a `CLUSTER NODES` line lists `slot` among its ranges.
+fn slot_in(line: &str, slot: u16) -> bool {
+    line.split_whitespace().skip(8).any(|range| match range.split_once('-') {
+        Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+        None => range.parse::<u16>() == Ok(slot),
+    })
 }
