@@ -65,7 +65,8 @@ impl Fanout {
             position: Some((e.offset, e.epoch)),
             from: None,
         });
-        let sent = self.registry.broadcast(room, &wire::text(&json), received, e.exclude_user);
+        let frame = wire::text(&json);
+        let sent = self.registry.broadcast_event(room, &frame, received, e.exclude_user, e.offset, e.epoch);
         crate::metrics::event_fanned_out("event", sent);
         sent
     }
