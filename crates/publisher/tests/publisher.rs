@@ -6,7 +6,7 @@ use std::time::Duration;
 use prost::Message;
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{Envelope, envelope::Body};
-use roomcast_publisher::{Error, Event, Publisher, Target};
+use roomcast_publisher::{Error, Event, Publisher, Retention, Target};
 use roomcast_testkit::RedisServer;
 use serde_json::json;
 
@@ -89,4 +89,60 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
     let publish = publisher.publish(Event::new("dialog:1", "x", &json!(1)));
     let err = tokio::time::timeout(Duration::from_secs(10), publish).await.expect("fails fast").unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_given_id_is_published_once_within_the_window() {
+    let redis = RedisServer::start();
+    let window = Retention { dedup_window: Duration::from_millis(300), ..Retention::default() };
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(window);
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(publisher.publish(Event::new("dialog:1", "m", &1).id("m-1")).await.unwrap());
+    }
+    assert_eq!(results.iter().map(|p| (p.offset, p.duplicate)).collect::<Vec<_>>(), [(1, false), (1, true), (1, true)]);
+    assert!(results.iter().all(|p| p.epoch == results[0].epoch));
+    let room = RoomName::parse("dialog:1").unwrap();
+    assert_eq!(publisher.history(&room, Some((0, &results[0].epoch))).await.unwrap().events.len(), 1);
+    // Past the window the id is a new message.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = publisher.publish(Event::new("dialog:1", "m", &1).id("m-1")).await.unwrap();
+    assert_eq!((again.offset, again.duplicate), (2, false));
+}
+
+#[tokio::test]
+async fn history_keeps_the_last_events_in_order_and_names_what_it_lost() {
+    let redis = RedisServer::start();
+    let small = Retention { history_size: 5, ..Retention::default() };
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(small);
+    let room = RoomName::parse("dialog:1").unwrap();
+    let mut epoch = String::new();
+    for i in 0..8 {
+        epoch = publisher.publish(Event::new("dialog:1", "m", &json!({"i": i}))).await.unwrap().epoch;
+    }
+    let history = publisher.history(&room, Some((5, &epoch))).await.unwrap();
+    assert_eq!(history.offset, 8);
+    assert_eq!(history.events.iter().map(|e| e.offset).collect::<Vec<_>>(), [6, 7, 8]);
+    assert!(history.continues_from(5, &epoch));
+    let trimmed = publisher.history(&room, Some((2, &epoch))).await.unwrap();
+    assert_eq!(trimmed.events.first().map(|e| e.offset), Some(4), "1 to 3 were trimmed");
+    assert!(!trimmed.continues_from(2, &epoch));
+    let other_epoch = publisher.history(&room, Some((5, "elsewhere"))).await.unwrap();
+    assert!(other_epoch.events.is_empty() && !other_epoch.continues_from(5, "elsewhere"));
+    // Membership is checked in the same step as the read.
+    assert!(publisher.history_if_member(&room, None, "u1").await.unwrap().is_none());
+    publisher.update_members("dialog:1", &["u1"], &[]).await.unwrap();
+    assert_eq!(publisher.history_if_member(&room, None, "u1").await.unwrap().map(|h| h.offset), Some(8));
+}
+
+#[tokio::test]
+async fn the_first_call_after_a_redis_restart_succeeds() {
+    let mut redis = RedisServer::start();
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    publisher.ping().await.unwrap();
+    redis.kill();
+    redis.restart();
+    // The connection died with the old server; the publisher notices on this call and retries.
+    let published = publisher.publish(Event::new("dialog:1", "m", &1)).await.unwrap();
+    assert_eq!(published.offset, 1);
 }

@@ -219,7 +219,10 @@ impl RoomRegistry {
             floor = floor.max(e.offset);
         }
         let mut broken = false;
-        for e in member.held.take().unwrap_or_default() {
+        let mut held = member.held.take().unwrap_or_default();
+        // Arrival order is offset order, except for copies older than the cursor.
+        held.sort_by_key(|e| e.offset);
+        for e in held {
             if *e.epoch != *catch_up.epoch {
                 broken = true;
             } else if e.offset > floor {
@@ -234,9 +237,8 @@ impl RoomRegistry {
             crate::metrics::subscription_removed();
             out.evicted.push(member.conn);
         }
-        if entry.cursor.is_none() {
-            entry.cursor = Some(Cursor { offset: floor, epoch: Arc::from(catch_up.epoch) });
-        }
+        // The cursor is not moved to this member's position: it says what has arrived here,
+        // and events up to the position may still be on their way to other members.
         self.drop_if_empty(&mut shard, room);
         Some((result, out))
     }
@@ -256,17 +258,24 @@ impl RoomRegistry {
     }
 
     /// Starts holding `room`'s events for a repair after its cursor (after a lost
-    /// subscription). Returns the cursor, or `None` when there is nothing to repair or a repair
-    /// is already running.
+    /// subscription); before any event arrived, after the lowest member position. Returns
+    /// where to repair from, or `None` when there is nothing to repair or a repair is running.
     pub fn begin_repair(&self, room: &RoomName) -> Option<Cursor> {
         let mut shard = self.shard(room);
         let entry = shard.get_mut(room)?;
         if entry.repair.is_some() {
             return None;
         }
-        let cursor = entry.cursor.clone()?;
+        let from = match &entry.cursor {
+            Some(cursor) => cursor.clone(),
+            None => entry
+                .members
+                .values()
+                .filter_map(|m| m.epoch.as_ref().map(|epoch| Cursor { offset: m.floor, epoch: Arc::clone(epoch) }))
+                .min_by_key(|c| c.offset)?,
+        };
         entry.repair = Some(Repair::default());
-        Some(cursor)
+        Some(from)
     }
 
     /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are

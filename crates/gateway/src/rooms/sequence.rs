@@ -136,6 +136,10 @@ impl Room {
         match &mut self.cursor {
             Some(cursor) if *cursor.epoch == *e.epoch => {
                 if e.offset <= cursor.offset {
+                    // Live members have it (or were positioned past it), but a member still
+                    // catching up from an earlier position may not: the cursor can be ahead of
+                    // what arrived, set from another member's position.
+                    self.hold_for_catching_up(e, &mut hold);
                     return;
                 }
                 if detect_gaps && e.offset > cursor.offset + 1 {
@@ -174,6 +178,17 @@ impl Room {
             if let Some(member) = self.members.remove(&id) {
                 crate::metrics::subscription_removed();
                 out.evicted.push(member.conn);
+            }
+        }
+    }
+
+    fn hold_for_catching_up(&mut self, e: EventRef<'_>, hold: &mut impl FnMut() -> Arc<HeldEvent>) {
+        for member in self.members.values_mut() {
+            if let Some(pending) = &mut member.held
+                && pending.len() < MAX_HELD
+                && e.exclude_user.is_none_or(|u| *member.conn.user != *u)
+            {
+                pending.push(hold());
             }
         }
     }

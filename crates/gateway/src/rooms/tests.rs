@@ -212,3 +212,21 @@ fn join_runs_its_closure_before_later_events() {
     send(&registry, &r, 1, "E");
     assert_eq!(received(&a), ["ok", "1"]);
 }
+
+#[test]
+fn a_member_catching_up_from_behind_gets_events_the_cursor_already_passed() {
+    // Found by the property test: one member's position sets the room's cursor ahead of what
+    // has arrived, while another member, positioned earlier, still needs those events.
+    let registry = RoomRegistry::new();
+    let r = room("dialog:1");
+    let (ahead, behind) = (conn(1, "u1"), conn(2, "u2"));
+    let _a = registry.begin_catch_up(&r, &ahead).unwrap();
+    let _b = registry.begin_catch_up(&r, &behind).unwrap();
+    let none = CatchUp { offset: 5, epoch: "E", recovered: &[] };
+    registry.finish_catch_up(&r, &ahead, none, || ()).unwrap();
+    send(&registry, &r, 5, "E");
+    send(&registry, &r, 6, "E");
+    registry.finish_catch_up(&r, &behind, CatchUp { offset: 4, epoch: "E", recovered: &[] }, || ()).unwrap();
+    assert_eq!(received(&ahead), ["6"]);
+    assert_eq!(received(&behind), ["5", "6"]);
+}

@@ -278,3 +278,49 @@ fn base64url(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// A real `roomcast` process on a free port; killed (SIGKILL) when dropped.
+pub struct NodeProcess {
+    pub child: std::process::Child,
+    pub gateway: TestGateway,
+}
+
+impl NodeProcess {
+    /// Starts the binary with the test secret and API key plus `env`, and waits for its address.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.env_clear()
+            .env("ROOMCAST_LOG", "info")
+            .env("ROOMCAST_LISTEN", "127.0.0.1:0")
+            .env("ROOMCAST_JWT_SECRET", SECRET)
+            .env("ROOMCAST_API_KEY", API_KEY)
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr: SocketAddr = loop {
+            let line = lines.next().expect("the node logs its address").unwrap();
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the node never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Self { child, gateway: TestGateway::attach(addr) }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
