@@ -38,6 +38,27 @@ pub const SLOW_CONSUMER_CLOSES: &str = "roomcast_slow_consumer_closes_total";
 pub const FANOUT_LATENCY: &str = "roomcast_fanout_latency_seconds";
 /// Client commands received, by `command`.
 pub const COMMANDS: &str = "roomcast_commands_total";
+/// 1 while the node's broker is ready (in Redis mode: its subscriber connection is up), else 0.
+pub const BROKER_UP: &str = "roomcast_broker_up";
+
+/// Every metric above, for dashboards and alerts to be checked against.
+pub const ALL: &[&str] = &[
+    CONNECTIONS_OPEN,
+    CONNECTIONS_OPENED,
+    CONNECTIONS_CLOSED,
+    AUTH_FAILURES,
+    ROOMS,
+    SUBSCRIPTIONS,
+    EVENTS_PUBLISHED,
+    EVENTS_FANNED_OUT,
+    DELIVERIES,
+    FRAMES_SENT,
+    BYTES_SENT,
+    SLOW_CONSUMER_CLOSES,
+    FANOUT_LATENCY,
+    COMMANDS,
+    BROKER_UP,
+];
 
 /// Buckets of the fan-out latency histogram, in seconds.
 const LATENCY_BUCKETS: &[f64] =
@@ -93,6 +114,12 @@ fn describe() {
     describe_counter!(SLOW_CONSUMER_CLOSES, "Connections closed with 4008 because their send queue overflowed.");
     describe_histogram!(FANOUT_LATENCY, Unit::Seconds, "Event arrival at the node to frame written to the socket.");
     describe_counter!(COMMANDS, "Client commands received, by command.");
+    describe_gauge!(BROKER_UP, "1 while the broker (Redis) connection is up, else 0.");
+}
+
+/// The broker's readiness, sampled when `/metrics` is scraped.
+pub fn broker_up(ready: bool) {
+    gauge!(BROKER_UP).set(if ready { 1.0 } else { 0.0 });
 }
 
 /// A connection was authenticated.
