@@ -38,7 +38,7 @@ test: deps
 	deploy/check/run.sh
 
 ## deps: install what the tests need when it is missing: redis-server, nginx and prometheus from
-## Debian (without starting their services), helm-sdkpy and PyYAML in a Python 3.12 venv
+## Debian (without starting their services), helm-sdkpy, helm-python-sdk and PyYAML in a Python 3.12 venv
 deps:
 	@deploy/local/cluster.sh deps
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }

@@ -2,7 +2,10 @@
 
 - helm/roomcast: linted by real Helm (helm-sdkpy bundles Helm's Go library; Lint renders every
   template with the values and parses the result), with the default values and with every
-  option switched on; a chart broken on purpose must fail, so the check can fail.
+  option switched on; a chart broken on purpose must fail, so the check can fail. Then rendered
+  offline by real Helm (helm-python-sdk, in a subprocess: render_chart.py) and the manifests
+  checked: probes, preStop and grace period against the drain window, Secret references, HPA and
+  ServiceMonitor targets, and the ConfigMap's TOML loaded by the real roomcast binary.
 - deploy/docker: the compose file parses, has Redis, three nodes and nginx, and every ROOMCAST_*
   variable it sets is a gateway setting (the README's table, which tests/settings_names.rs holds
   equal to what the gateway reads), with values the real binary accepts; its nginx config passes
@@ -15,6 +18,7 @@ Run by deploy/check/run.sh (inside the venv that has helm_sdkpy and yaml).
 
 import asyncio
 import copy
+import json
 import os
 import re
 import shutil
@@ -128,13 +132,114 @@ class HelmChart(unittest.TestCase):
         for key in commented:
             self.assertIn(key, known, f"values.yaml mentions config.{key}, which is not a roomcast setting")
 
-    def test_probes_prestop_and_grace_follow_the_drain_window(self):
-        deployment = (CHART / "templates" / "deployment.yaml").read_text()
-        helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-        for needle in ("path: /readyz", "path: /healthz", "preStop:", "terminationGracePeriodSeconds"):
-            self.assertIn(needle, deployment)
-        self.assertIn(".Values.drainWindowSeconds", helpers)
-        self.assertIn("drain_window = ", (CHART / "templates" / "configmap.yaml").read_text())
+
+def render(values=None):
+    """The chart's manifests rendered by Helm with `values` (merged over values.yaml), by kind."""
+    args = [sys.executable, str(Path(__file__).with_name("render_chart.py")), str(CHART)]
+    if values is not None:
+        args.append(json.dumps(values))
+    run = subprocess.run(args, capture_output=True, text=True)
+    out = json.loads(run.stdout or "{}")
+    if run.returncode != 0:
+        raise RenderError(out.get("error") or run.stderr)
+    by_kind = {}
+    for path, text in out.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                by_kind.setdefault(doc["kind"], []).append(doc)
+    return by_kind
+
+
+class RenderError(Exception):
+    pass
+
+
+def container(manifests):
+    (deployment,) = manifests["Deployment"]
+    (roomcast,) = deployment["spec"]["template"]["spec"]["containers"]
+    return deployment, roomcast
+
+
+class RenderedChart(unittest.TestCase):
+    def test_default_manifests(self):
+        m = render()
+        self.assertEqual(sorted(m), ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"])
+        deployment, c = container(m)
+        pod = deployment["spec"]["template"]
+        self.assertEqual(deployment["spec"]["replicas"], 3)
+        self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/readyz")
+        self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+        self.assertEqual(c["lifecycle"]["preStop"]["sleep"]["seconds"], 5)
+        # preStop sleep + drain window + roomcast's 10 s wait for sockets + 5 s margin.
+        self.assertEqual(pod["spec"]["terminationGracePeriodSeconds"], 5 + 10 + 15)
+        self.assertTrue(pod["spec"]["securityContext"]["runAsNonRoot"])
+        env = {e["name"]: e for e in c["env"]}
+        for name in ("ROOMCAST_JWT_SECRET", "ROOMCAST_API_KEY", "ROOMCAST_REDIS_URL"):
+            self.assertIn("secretKeyRef", env[name]["valueFrom"], f"{name} comes from a Secret")
+            self.assertNotIn("value", env[name])
+        self.assertEqual(env["ROOMCAST_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
+        (service,) = m["Service"]
+        self.assertEqual(service["spec"]["selector"], {k: v for k, v in pod["metadata"]["labels"].items()})
+        (pdb,) = m["PodDisruptionBudget"]
+        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], service["spec"]["selector"])
+
+    def test_the_config_map_is_a_configuration_roomcast_loads(self):
+        m = render()
+        (config_map,) = m["ConfigMap"]
+        toml = config_map["data"]["roomcast.toml"]
+        self.assertIn('drain_window = "10s"', toml)
+        deployment, c = container(m)
+        self.assertEqual(c["args"], ["--config", "/etc/roomcast/roomcast.toml"])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "roomcast.toml"
+            path.write_text(toml)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+            env.update(ROOMCAST_JWT_SECRET="s", ROOMCAST_API_KEY="k", ROOMCAST_REDIS_URL="redis://redis:6379")
+            ok = subprocess.run([str(ROOMCAST), "--config", str(path), "token", "--sub", "x"], env=env, capture_output=True, text=True)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            # And the check can fail: an unknown key in the file stops roomcast.
+            path.write_text(toml + "no_such_setting = 1\n")
+            bad = subprocess.run([str(ROOMCAST), "--config", str(path), "token", "--sub", "x"], env=env, capture_output=True, text=True)
+            self.assertEqual(bad.returncode, 2, bad.stderr)
+
+    def test_every_option_on(self):
+        m = render(
+            {
+                "autoscaling": {"enabled": True, "minReplicas": 4},
+                "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                "drainWindowSeconds": 30,
+                "preStopSleepSeconds": 0,
+                "secrets": {"jwtSecret": {"name": ""}, "jwtPublicKey": {"name": "jwt", "key": "key.pem"}},
+                "config": {"allowed_origins": ["https://app.example.com"]},
+            }
+        )
+        deployment, c = container(m)
+        self.assertNotIn("replicas", deployment["spec"], "the HPA owns the replica count")
+        self.assertNotIn("lifecycle", c)
+        self.assertEqual(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 30 + 15)
+        (config_map,) = m["ConfigMap"]
+        self.assertIn('drain_window = "30s"', config_map["data"]["roomcast.toml"])
+        self.assertIn('allowed_origins = ["https://app.example.com"]', config_map["data"]["roomcast.toml"])
+        (hpa,) = m["HorizontalPodAutoscaler"]
+        self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], deployment["metadata"]["name"])
+        self.assertEqual(hpa["spec"]["minReplicas"], 4)
+        (monitor,) = m["ServiceMonitor"]
+        (service,) = m["Service"]
+        self.assertEqual(monitor["spec"]["selector"]["matchLabels"], service["spec"]["selector"])
+        self.assertEqual(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"])
+        self.assertEqual(monitor["spec"]["endpoints"][0]["path"], "/metrics")
+        self.assertEqual(monitor["metadata"]["labels"]["release"], "prom")
+        env = {e["name"]: e for e in c["env"]}
+        self.assertNotIn("ROOMCAST_JWT_SECRET", env)
+        mounts = {v["name"]: v["mountPath"] for v in c["volumeMounts"]}
+        self.assertEqual(env["ROOMCAST_JWT_PUBLIC_KEY"]["value"], mounts["jwt-public-key"] + "/key.pem")
+
+    def test_secrets_are_refused_in_config(self):
+        with self.assertRaises(RenderError) as caught:
+            render({"config": {"api_key": "oops"}})
+        self.assertIn("config.api_key", str(caught.exception))
 
 
 class Compose(unittest.TestCase):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks of the deployment files that need Python, Helm, nginx or promtool rather than cargo:
-# the Helm chart linted by real Helm (helm-sdkpy), the compose file and its settings, the
-# Dockerfile, the nginx and Prometheus configs. Run by `make test`.
+# the Helm chart linted (helm-sdkpy) and rendered (helm-python-sdk) by real Helm, the compose
+# file and its settings, the Dockerfile, the nginx and Prometheus configs. Run by `make test`.
 #
 #   deploy/check/run.sh              # create the venv when missing, then run every check
 #   deploy/check/run.sh --deps-only  # only create the venv
@@ -12,8 +12,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 VENV="${OPS_VENV:-$REPO/target/ops-venv}"
-# Pinned: the checks rely on Lint's result shape.
-PACKAGES=(helm-sdkpy==0.1.32 PyYAML==6.0.2)
+# Pinned: the checks rely on the shape of their results. helm-sdkpy lints (as Helm does);
+# helm-python-sdk renders templates offline, which helm-sdkpy cannot.
+PACKAGES=(helm-sdkpy==0.1.32 helm-python-sdk==0.2.2 PyYAML==6.0.2)
 
 find_python312() {
     local candidate
@@ -27,7 +28,7 @@ find_python312() {
     return 1
 }
 
-if ! "$VENV/bin/python" -c 'import helm_sdkpy, yaml' >/dev/null 2>&1; then
+if ! { "$VENV/bin/python" -c 'import helm_sdkpy, yaml' && "$VENV/bin/python" -c 'import helm_python'; } >/dev/null 2>&1; then
     python=$(find_python312) || { echo "deploy checks: Python 3.12 not found (pyenv install 3.12 or apt-get install python3.12)" >&2; exit 1; }
     echo "deploy checks: creating $VENV with $python and ${PACKAGES[*]}" >&2
     rm -rf "$VENV"

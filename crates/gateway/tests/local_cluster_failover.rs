@@ -1,6 +1,7 @@
 //! `deploy/local/cluster.sh` for real: clients connect through nginx to three `roomcast`
 //! processes sharing one Redis; one node is killed (SIGKILL) and its clients reconnect through
-//! nginx to the other two and get events again; `cluster.sh stop` ends every process it started.
+//! nginx to the other two and get events again; a second node is drained (SIGTERM) and its
+//! clients move to the last one; `cluster.sh stop` ends every process it started.
 
 mod common;
 mod ops;
@@ -22,6 +23,8 @@ async fn connect(lb: &TestGateway, user: &str) -> (TestClient, String) {
     let mut client = lb.connect_url(&format!("{}?token={}", lb.ws_url(), lb.token(user, None))).await;
     let connected = client.recv().await;
     assert_eq!(connected["type"], "connected", "{connected}");
+    // `connected` is sent before the node has joined user:<id> in Redis; the pong comes after.
+    client.roundtrip().await;
     (client, connected["node"].as_str().unwrap().to_owned())
 }
 
@@ -102,6 +105,36 @@ async fn clients_of_a_killed_node_reconnect_through_nginx_to_the_others() {
         let event = client.recv().await;
         assert_eq!((event["event"].as_str(), event["data"].as_u64()), (Some("after"), Some(i as u64)), "{event}");
     }
+    // A rolling restart of node c: SIGTERM drains it (1012 over its 2 s window) while nginx,
+    // seeing 503 on new upgrades there, sends its clients to a, the last node.
+    let draining = cluster.pid("node-c");
+    let (on_c, mut clients): (Vec<_>, Vec<_>) = clients.into_iter().partition(|(_, (_, node))| node == "c");
+    let drained = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &draining.to_string()]).status().unwrap().success());
+    let moves = on_c.into_iter().map(|(i, (mut old, _))| {
+        let lb = &lb;
+        async move {
+            assert_eq!(old.recv_close().await.0, 1012, "a drain closes with 1012");
+            let (client, node) = connect(lb, &format!("u{i}")).await;
+            (i, client, node, drained.elapsed())
+        }
+    });
+    let mut slowest = Duration::ZERO;
+    for (i, client, node, took) in join_all(moves).await {
+        assert_eq!(node, "a", "u{i} went to the only node that is neither dead nor draining");
+        slowest = slowest.max(took);
+        clients.push((i, (client, node)));
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "drain: node c's clients were all on node a {} ms after SIGTERM (drain window 2 s)",
+        slowest.as_millis()
+    );
+    for (i, (client, _)) in &mut clients {
+        lb.publish(json!({"room": format!("user:u{i}"), "event": "drained", "data": *i})).await;
+        assert_eq!(client.recv().await["event"], "drained");
+    }
+    assert_eq!(clients.len(), CLIENTS);
     drop(clients);
 
     let pids: Vec<u32> = cluster.pids().into_iter().filter(|&p| p != pid).collect();

@@ -66,6 +66,7 @@ async fn json_logs_close_lines_and_no_secrets() {
     // A token in the query, one in the Authorization header, one in the first frame.
     let mut by_query = gw.connect_url(&format!("{}?token={}", gw.ws_url(), tokens[0])).await;
     assert_eq!(by_query.recv().await["type"], "connected");
+    by_query.roundtrip().await; // user:q1 is joined once the pong is back
     let mut by_header = gw.connect_bearer(&tokens[1]).await;
     assert_eq!(by_header.recv().await["type"], "connected");
     let mut by_frame = gw.connect_url(&gw.ws_url()).await;
