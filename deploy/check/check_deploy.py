@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "roomcast"
 DOCKER = REPO / "deploy" / "docker"
-ROOMCAST = REPO / "target" / "debug" / "roomcast"
+ROOMCAST = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "roomcast"
 # Helm's lint severities: 1 info, 2 warning, 3 error.
 ERROR = 3
 

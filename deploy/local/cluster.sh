@@ -24,7 +24,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 RUN_DIR="${RUN_DIR:-$REPO/target/local-cluster}"
-ROOMCAST_BIN="${ROOMCAST_BIN:-$REPO/target/debug/roomcast}"
+ROOMCAST_BIN="${ROOMCAST_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/roomcast}"
 LB_PORT="${LB_PORT:-18080}"
 NODE_PORTS="${NODE_PORTS:-18081 18082 18083}"
 REDIS_PORT="${REDIS_PORT:-18379}"
