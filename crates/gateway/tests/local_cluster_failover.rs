@@ -109,6 +109,7 @@ async fn clients_of_a_killed_node_reconnect_through_nginx_to_the_others() {
     // seeing 503 on new upgrades there, sends its clients to a, the last node.
     let draining = cluster.pid("node-c");
     let (on_c, mut clients): (Vec<_>, Vec<_>) = clients.into_iter().partition(|(_, (_, node))| node == "c");
+    let drained_count = on_c.len();
     let drained = Instant::now();
     assert!(std::process::Command::new("kill").args(["-TERM", &draining.to_string()]).status().unwrap().success());
     let moves = on_c.into_iter().map(|(i, (mut old, _))| {
@@ -136,6 +137,17 @@ async fn clients_of_a_killed_node_reconnect_through_nginx_to_the_others() {
     }
     assert_eq!(clients.len(), CLIENTS);
     drop(clients);
+
+    // nginx logs a WebSocket when it ends: every upgrade, without the query string's token.
+    let log = cluster.dir.join("nginx/access.log");
+    let upgrades = || std::fs::read_to_string(&log).unwrap().matches("\"GET /ws\" 101").count();
+    let deadline = Instant::now() + PATIENCE;
+    while upgrades() < CLIENTS + orphan_count + drained_count {
+        assert!(Instant::now() < deadline, "nginx logged {} upgrades", upgrades());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let access = std::fs::read_to_string(&log).unwrap();
+    assert!(!access.contains("token=") && !access.contains(common::API_KEY), "{access}");
 
     let pids: Vec<u32> = cluster.pids().into_iter().filter(|&p| p != pid).collect();
     cluster.stop();

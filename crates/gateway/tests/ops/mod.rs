@@ -35,9 +35,17 @@ impl LocalCluster {
     pub fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("roomcast-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let port = |_| SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let nodes: [SocketAddr; 3] = std::array::from_fn(port);
-        let (lb, prometheus, redis) = (port(0), port(0), free_port());
+        // Six distinct free ports (two quick binds may hand out the same one).
+        let mut ports = Vec::new();
+        while ports.len() < 6 {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let nodes = [addr(ports[0]), addr(ports[1]), addr(ports[2])];
+        let (lb, prometheus, redis) = (addr(ports[3]), addr(ports[4]), ports[5]);
         let node_ports = nodes.iter().map(|n| n.port().to_string()).collect::<Vec<_>>().join(" ");
         let mut cluster = Self { dir, lb, nodes, prometheus, stopped: true };
         let output = cluster
