@@ -14,8 +14,10 @@ use roomcast_proto::envelope::{Envelope, envelope::Body};
 use roomcast_proto::frames::{EventParts, LeftReason, ServerFrame, encode_event};
 use serde_json::value::RawValue;
 
+use bytes::Bytes;
+
 use crate::close::CloseReason;
-use crate::rooms::RoomRegistry;
+use crate::rooms::{Delivery, EventRef, HeldEvent, RoomRegistry};
 use crate::wire;
 
 /// A published event as the broker hands it over.
@@ -57,18 +59,62 @@ impl Fanout {
         if self.registry.member_count(room) == 0 {
             return 0;
         }
-        let json = encode_event(EventParts {
-            room: room.as_str(),
-            event: e.event,
-            data: e.data,
-            id: Some(e.id),
-            position: Some((e.offset, e.epoch)),
-            from: None,
-        });
-        let frame = wire::text(&json);
-        let sent = self.registry.broadcast_event(room, &frame, received, e.exclude_user, e.offset, e.epoch);
-        crate::metrics::event_fanned_out("event", sent);
-        sent
+        let frame = frame_of(room, &e);
+        let event =
+            EventRef { offset: e.offset, epoch: e.epoch, frame: &frame, exclude_user: e.exclude_user, received };
+        let delivery = self.registry.broadcast_event(room, event);
+        self.settle(room, delivery)
+    }
+
+    /// The WebSocket frame of a published event, encoded once for every member.
+    pub fn frame(&self, room: &RoomName, e: &EventDelivery<'_>) -> Bytes {
+        frame_of(room, e)
+    }
+
+    /// Tells members evicted by a delivery to resubscribe, counts what was sent, and returns it.
+    pub fn settle(&self, room: &RoomName, delivery: Delivery) -> usize {
+        if !delivery.evicted.is_empty() {
+            let left = wire::text(
+                &ServerFrame::Left { room: room.as_str().to_owned(), reason: LeftReason::Resubscribe }.to_json(),
+            );
+            tracing::info!(%room, members = delivery.evicted.len(), "continuity lost; members told to resubscribe");
+            for conn in &delivery.evicted {
+                // The registry already removed the member; this drops the connection's guard.
+                conn.leave(room);
+                conn.send(left.clone(), Instant::now());
+            }
+            crate::metrics::resubscribe_sent(delivery.evicted.len());
+        }
+        crate::metrics::event_fanned_out("event", delivery.sent);
+        delivery.sent
+    }
+
+    /// Turns events read from history into frames ready to deliver, dropping any that do not
+    /// decode (no roomcast publisher wrote them).
+    pub fn held_events(&self, room: &RoomName, envelopes: &[Envelope]) -> Vec<HeldEvent> {
+        let received = Instant::now();
+        let mut held = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let Some(Body::Event(e)) = &envelope.body else { continue };
+            let Some(data) = json(&e.data) else { continue };
+            let exclude_user = Some(e.exclude_user.as_str()).filter(|u| !u.is_empty());
+            let delivery = EventDelivery {
+                event: &e.event,
+                data,
+                id: &e.id,
+                offset: envelope.offset,
+                epoch: &envelope.epoch,
+                exclude_user,
+            };
+            held.push(HeldEvent {
+                offset: envelope.offset,
+                epoch: Arc::from(envelope.epoch.as_str()),
+                frame: frame_of(room, &delivery),
+                exclude_user: exclude_user.map(Arc::from),
+                received,
+            });
+        }
+        held
     }
 
     /// Delivers one broker envelope (protobuf) to the local members of its room, and returns it.
@@ -158,6 +204,18 @@ impl Fanout {
         }
         conns.len()
     }
+}
+
+/// The WebSocket frame of a published event: encoded once, shared by every member.
+fn frame_of(room: &RoomName, e: &EventDelivery<'_>) -> Bytes {
+    wire::text(&encode_event(EventParts {
+        room: room.as_str(),
+        event: e.event,
+        data: e.data,
+        id: Some(e.id),
+        position: Some((e.offset, e.epoch)),
+        from: None,
+    }))
 }
 
 /// Borrows `data` as JSON, checking it once for the whole node.

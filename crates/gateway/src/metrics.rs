@@ -38,6 +38,12 @@ pub const SLOW_CONSUMER_CLOSES: &str = "roomcast_slow_consumer_closes_total";
 pub const FANOUT_LATENCY: &str = "roomcast_fanout_latency_seconds";
 /// Client commands received, by `command`.
 pub const COMMANDS: &str = "roomcast_commands_total";
+/// Counter: events recovered from history, by why (`since`: a client's subscribe, `gap`: the node's repair).
+pub const EVENTS_RECOVERED: &str = "roomcast_events_recovered_total";
+/// Counter: gaps the node found in a room's offsets (or assumed after a lost subscription), by outcome.
+pub const GAP_REPAIRS: &str = "roomcast_gap_repairs_total";
+/// Counter: members told `left: resubscribe` because continuity could not be kept.
+pub const RESUBSCRIBES: &str = "roomcast_resubscribes_total";
 /// 1 while the node's broker is ready (in Redis mode: its subscriber connection is up), else 0.
 pub const BROKER_UP: &str = "roomcast_broker_up";
 
@@ -57,6 +63,9 @@ pub const ALL: &[&str] = &[
     SLOW_CONSUMER_CLOSES,
     FANOUT_LATENCY,
     COMMANDS,
+    EVENTS_RECOVERED,
+    GAP_REPAIRS,
+    RESUBSCRIBES,
     BROKER_UP,
 ];
 
@@ -114,6 +123,9 @@ fn describe() {
     describe_counter!(SLOW_CONSUMER_CLOSES, "Connections closed with 4008 because their send queue overflowed.");
     describe_histogram!(FANOUT_LATENCY, Unit::Seconds, "Event arrival at the node to frame written to the socket.");
     describe_counter!(COMMANDS, "Client commands received, by command.");
+    describe_counter!(EVENTS_RECOVERED, "Events delivered from history, by why (since, gap).");
+    describe_counter!(GAP_REPAIRS, "Room gaps repaired from history, by outcome (repaired, failed).");
+    describe_counter!(RESUBSCRIBES, "Members told left: resubscribe because continuity could not be kept.");
     describe_gauge!(BROKER_UP, "1 while the broker (Redis) connection is up, else 0.");
 }
 
@@ -152,12 +164,29 @@ pub fn subscription_added(new_room: bool) {
     }
 }
 
-/// A membership was removed; `room_gone` when it was the room's last member.
-pub fn subscription_removed(room_gone: bool) {
+/// A membership was removed.
+pub fn subscription_removed() {
     gauge!(SUBSCRIPTIONS).decrement(1.0);
-    if room_gone {
-        gauge!(ROOMS).decrement(1.0);
-    }
+}
+
+/// Members were told `left: resubscribe` because continuity could not be kept.
+pub fn resubscribe_sent(members: usize) {
+    counter!(RESUBSCRIBES).increment(members as u64);
+}
+
+/// Events were delivered from history (`why`: `since` or `gap`).
+pub fn events_recovered(why: &'static str, events: usize) {
+    counter!(EVENTS_RECOVERED, "why" => why).increment(events as u64);
+}
+
+/// A gap repair ended (`outcome`: `repaired` or `failed`).
+pub fn gap_repair(outcome: &'static str) {
+    counter!(GAP_REPAIRS, "outcome" => outcome).increment(1);
+}
+
+/// A room lost its last local member.
+pub fn room_removed() {
+    gauge!(ROOMS).decrement(1.0);
 }
 
 /// The publish API accepted an event.

@@ -1,5 +1,6 @@
-//! Redis killed and restarted under a node: clients stay connected, /readyz goes false then
-//! true, publishes during the outage fail with 503, and events after the restart arrive.
+//! Redis killed and restarted (without persistence) under a node: clients stay connected,
+//! /readyz goes false then true, publishes during the outage fail with 503, members are told to
+//! resubscribe because the room's history is gone, and events after the restart arrive.
 
 mod common;
 
@@ -17,7 +18,8 @@ async fn the_node_survives_a_redis_restart_and_resubscribes() {
     let mut client = gw.connect("u1", None).await;
     client.subscribe("dialog:9").await;
     gw.publish(json!({"room": "dialog:9", "event": "before"})).await;
-    assert_eq!(client.recv().await["event"], "before");
+    let before = client.recv().await;
+    assert_eq!(before["event"], "before");
     assert_eq!(gw.get("/readyz").await.0, 200);
 
     redis.kill();
@@ -29,11 +31,25 @@ async fn the_node_survives_a_redis_restart_and_resubscribes() {
 
     redis.restart();
     eventually("/readyz to recover", async || gw.get("/readyz").await.0 == 200).await;
-    assert_eq!(redis.numsub("dialog:9"), 1, "resubscribed to the member's room");
-    // The restarted Redis kept nothing: the member registry is empty again, but the live
-    // subscription goes on and the room starts a new epoch.
+    // The restarted Redis kept nothing: the room's history and epoch are gone, so the node
+    // cannot vouch for continuity and says so instead of delivering the new epoch silently.
+    // That holds for the auto-joined personal room too.
+    let mut lefts = vec![client.recv().await, client.recv().await];
+    lefts.sort_by_key(|f| f["room"].as_str().map(str::to_owned));
+    assert_eq!(
+        lefts,
+        [
+            json!({"type": "left", "room": "dialog:9", "reason": "resubscribe"}),
+            json!({"type": "left", "room": "user:u1", "reason": "resubscribe"}),
+        ]
+    );
+    gw.add_members("dialog:9", &["u1"]).await;
+    let ok = client.subscribe_since("dialog:9", 1, before["epoch"].as_str().unwrap()).await;
+    assert_eq!(ok["recovered"], false, "{ok}");
+    assert_ne!(ok["epoch"], before["epoch"]);
     let reply = gw.publish(json!({"room": "dialog:9", "event": "after"})).await;
     assert_eq!(reply["offset"], 1);
     let event = client.recv().await;
     assert_eq!((event["event"].as_str(), event["offset"].as_u64()), (Some("after"), Some(1)));
+    assert_eq!(redis.numsub("dialog:9"), 1, "subscribed to the member's room again");
 }

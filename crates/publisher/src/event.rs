@@ -33,7 +33,9 @@ impl<'a> Event<'a> {
         Self { room, event, data: Ok(json.get().as_bytes().to_vec()), id: None, exclude_user: None }
     }
 
-    /// The message id clients use to drop duplicates; one is made when not given.
+    /// The message id clients use to drop duplicates; one is made when not given. A given id
+    /// is also remembered in the room for the dedup window: publishing it again there returns
+    /// the first offset and delivers nothing.
     pub fn id(mut self, id: &'a str) -> Self {
         self.id = Some(id);
         self
@@ -55,6 +57,9 @@ pub struct Published {
     pub epoch: String,
     /// The message id (given, or made by the publisher).
     pub id: String,
+    /// The id was published to the room within the dedup window: nothing was delivered again,
+    /// and `offset`/`epoch` are the first publish's.
+    pub duplicate: bool,
 }
 
 /// A message id for an event published without one: 128 random bits in hex.

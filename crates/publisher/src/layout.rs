@@ -11,6 +11,16 @@ pub fn position_key(channel: &str) -> String {
     format!("{{{channel}}}:pos")
 }
 
+/// The stream holding the room's recent events, with ids `<offset>-0`.
+pub fn history_key(channel: &str) -> String {
+    format!("{{{channel}}}:history")
+}
+
+/// The key remembering that message `id` was published to the room (its offset and epoch).
+pub fn message_id_key(channel: &str, id: &str) -> String {
+    format!("{{{channel}}}:id:{id}")
+}
+
 /// The set of users allowed to subscribe to the room.
 pub fn members_key(channel: &str) -> String {
     format!("{{{channel}}}:members")
@@ -34,6 +44,8 @@ mod tests {
         assert_eq!(ch, "rc:dialog:42");
         assert_eq!(position_key(&ch), "{rc:dialog:42}:pos");
         assert_eq!(members_key(&ch), "{rc:dialog:42}:members");
+        assert_eq!(history_key(&ch), "{rc:dialog:42}:history");
+        assert_eq!(message_id_key(&ch, "m-1"), "{rc:dialog:42}:id:m-1");
         assert!(check_prefix("a{b").is_err());
         assert!(check_prefix("rc:").is_ok());
     }

@@ -1,9 +1,12 @@
 //! Publish events to roomcast rooms from backend services.
 //!
 //! A [`Publisher`] talks to the Redis (or Redis Cluster) that the gateway nodes share. Each
-//! publish runs one Lua script that assigns the room's next offset and publishes the event on
-//! the channel named after the room, atomically, so the offset order is the delivery order
-//! even with many concurrent publishers. Every node with members in the room delivers it.
+//! publish runs one Lua script that assigns the room's next offset, appends the event to the
+//! room's history and publishes it on the channel named after the room, atomically, so the
+//! offset order is the delivery order and the history order even with many concurrent
+//! publishers. Every node with members in the room delivers it. A publish with a message id
+//! seen in the room within the dedup window is not delivered again and returns the first
+//! offset, so a publish that failed with [`Error::Unavailable`] can be retried safely.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), roomcast_publisher::Error> {
@@ -22,15 +25,21 @@
 //! # Layout
 //!
 //! - [`Publisher`] and its [`Target`] (`publisher.rs`); [`Event`] and [`Published`] (`event.rs`).
+//! - [`Retention`]: history size and age, dedup window (`retention.rs`); [`History`]: a room's
+//!   position and recent events (`history.rs`).
 //! - [`Error`]: what a caller can branch on (`error.rs`).
 //! - [`layout`]: channel and key names in Redis; `scripts.rs`: the Lua scripts.
 
 mod error;
 mod event;
+mod history;
 pub mod layout;
 mod publisher;
+mod retention;
 mod scripts;
 
 pub use error::Error;
 pub use event::{Event, Published, new_message_id};
+pub use history::History;
 pub use publisher::{Publisher, Target};
+pub use retention::Retention;

@@ -17,7 +17,7 @@ use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 
 use crate::event::new_message_id;
-use crate::{Error, Event, Published, layout, scripts};
+use crate::{Error, Event, History, Published, Retention, layout, scripts};
 
 /// How long one Redis call may take before it fails as [`Error::Unavailable`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,9 +44,10 @@ pub struct Publisher {
     prefix: Arc<str>,
     origin: Arc<str>,
     publish_command: &'static str,
+    retention: Retention,
     publish_script: Arc<Script>,
     members_script: Arc<Script>,
-    position_script: Arc<Script>,
+    history_script: Arc<Script>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -90,10 +91,22 @@ impl Publisher {
             prefix: Arc::from(prefix),
             origin: Arc::from(origin),
             publish_command,
+            retention: Retention::default(),
             publish_script: Arc::new(Script::new(scripts::PUBLISH)),
             members_script: Arc::new(Script::new(scripts::MEMBERS)),
-            position_script: Arc::new(Script::new(scripts::POSITION)),
+            history_script: Arc::new(Script::new(scripts::HISTORY)),
         })
+    }
+
+    /// Uses `retention` instead of the defaults; it must match the gateway nodes' settings.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The retention in use.
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     /// The channel prefix.
@@ -106,13 +119,17 @@ impl Publisher {
         self.publish_command
     }
 
-    /// Publishes `event` to every member of its room on every node, in offset order.
+    /// Publishes `event` to every member of its room on every node, in offset order, and keeps
+    /// it in the room's history. An event whose id was published to the room within the dedup
+    /// window is not published again: the result names the first offset, with `duplicate` set.
     pub async fn publish(&self, event: Event<'_>) -> Result<Published, Error> {
         let room = RoomName::parse(event.room)?;
         if event.event.is_empty() {
             return Err(Error::InvalidArgument("event name is empty".into()));
         }
         let data = event.data.map_err(Error::InvalidArgument)?;
+        // Only a caller's id is remembered: a made-up one can never come again.
+        let dedup = event.id.is_some();
         let id = event.id.map_or_else(new_message_id, str::to_owned);
         let channel = layout::channel(&self.prefix, room.as_str());
         let envelope = self.envelope(
@@ -125,10 +142,21 @@ impl Publisher {
                 published_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
             }),
         );
+        let r = &self.retention;
         let mut invocation = self.publish_script.key(layout::position_key(&channel));
-        invocation.arg(self.publish_command).arg(&channel).arg(envelope).arg(new_epoch());
-        let (offset, epoch): (u64, String) = self.invoke(&invocation).await?;
-        Ok(Published { offset, epoch, id })
+        invocation.key(layout::history_key(&channel)).key(layout::message_id_key(&channel, &id));
+        invocation
+            .arg(self.publish_command)
+            .arg(&channel)
+            .arg(envelope)
+            .arg(new_epoch())
+            .arg(if dedup { "1" } else { "0" })
+            .arg(r.history_size)
+            .arg(Retention::millis(r.history_ttl))
+            .arg(Retention::millis(r.dedup_window))
+            .arg(Retention::millis(r.position_ttl()));
+        let (offset, epoch, duplicate): (u64, String, u8) = self.invoke(&invocation).await?;
+        Ok(Published { offset, epoch, id, duplicate: duplicate == 1 })
     }
 
     /// Adds and removes users of `room`'s member set; removed users' live subscriptions end on
@@ -167,10 +195,49 @@ impl Publisher {
     /// The room's last offset (0 before its first event) and its epoch, which is created here
     /// if the room has none yet, so that a subscriber's position names the epoch to come.
     pub async fn position(&self, room: &RoomName) -> Result<(u64, String), Error> {
-        let key = layout::position_key(&layout::channel(&self.prefix, room.as_str()));
-        let mut invocation = self.position_script.key(key);
-        invocation.arg(new_epoch());
-        self.invoke(&invocation).await
+        let history = self.history(room, None).await?;
+        Ok((history.offset, history.epoch))
+    }
+
+    /// The room's position and, when `since` (offset, epoch) is in the room's epoch and behind
+    /// it, the kept events after it, read atomically (the events end at the position).
+    pub async fn history(&self, room: &RoomName, since: Option<(u64, &str)>) -> Result<History, Error> {
+        let history = self.read_history(room, since, None).await?;
+        history.ok_or_else(|| Error::Redis("history script refused a read without a user".into()))
+    }
+
+    /// Like [`Self::history`], but only when `user` is in the room's member set (checked in
+    /// the same atomic step); `None` when not.
+    pub async fn history_if_member(
+        &self,
+        room: &RoomName,
+        since: Option<(u64, &str)>,
+        user: &str,
+    ) -> Result<Option<History>, Error> {
+        if user.is_empty() {
+            return Err(Error::InvalidArgument("a user id is empty".into()));
+        }
+        self.read_history(room, since, Some(user)).await
+    }
+
+    async fn read_history(
+        &self,
+        room: &RoomName,
+        since: Option<(u64, &str)>,
+        user: Option<&str>,
+    ) -> Result<Option<History>, Error> {
+        let channel = layout::channel(&self.prefix, room.as_str());
+        let mut invocation = self.history_script.key(layout::position_key(&channel));
+        invocation.key(layout::history_key(&channel)).key(layout::members_key(&channel));
+        let (since_offset, since_epoch) = since.map_or((String::new(), ""), |(o, e)| (o.to_string(), e));
+        invocation
+            .arg(new_epoch())
+            .arg(since_offset)
+            .arg(since_epoch)
+            .arg(Retention::millis(self.retention.position_ttl()))
+            .arg(self.retention.history_size.max(1))
+            .arg(user.unwrap_or_default());
+        History::from_reply(self.invoke(&invocation).await?)
     }
 
     /// Relays an ephemeral event from `from_user` to the other members of `room` (no offset,
@@ -215,17 +282,41 @@ impl Publisher {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
-        Ok(match &self.conn {
-            Conn::Single(c) => cmd.query_async(&mut c.clone()).await?,
-            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await?,
-        })
+        let once = || async {
+            match &self.conn {
+                Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+                Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            }
+        };
+        Ok(retry_once_if_dropped(once).await?)
     }
 
     async fn invoke<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, Error> {
-        Ok(match &self.conn {
-            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await?,
-            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await?,
-        })
+        let once = || async {
+            match &self.conn {
+                Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+                Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+            }
+        };
+        Ok(retry_once_if_dropped(once).await?)
+    }
+}
+
+/// Runs `call` again once when it failed on a connection that had died before it was sent (the
+/// first call after a Redis restart): the connection manager only reconnects after such a
+/// failure. A call that reached Redis and lost its reply is not retried here; the caller
+/// retries it, with the same message id for a publish.
+async fn retry_once_if_dropped<T, F, Fut>(call: F) -> redis::RedisResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    match call().await {
+        Err(e) if e.is_connection_dropped() => {
+            tracing::debug!(error = %e, "redis connection was dropped; retrying once on a new one");
+            call().await
+        }
+        result => result,
     }
 }
 

@@ -2,12 +2,16 @@
 //! that room's slot in a cluster, and publishes on the room's channel, which hashes to the same
 //! slot as the keys' hash tag.
 
-/// Assigns the next offset (creating the epoch on the room's first event, or after its keys
-/// were lost), then publishes the envelope with `offset` (field 3) and `epoch` (field 4)
-/// appended in protobuf encoding.
+/// Publishes one event, atomically with everything that makes it recoverable: when the id was
+/// published within the dedup window it returns that first offset and does nothing else;
+/// otherwise it assigns the next offset (creating the epoch on the room's first event, or after
+/// its keys were lost, and then dropping any stale history), appends the envelope with `offset`
+/// (field 3) and `epoch` (field 4) to the trimmed history stream, remembers the id, and
+/// publishes the same bytes. History order is therefore channel order, whoever publishes.
 ///
-/// KEYS[1] position hash. ARGV: publish command, channel, encoded envelope, epoch for a new room.
-/// Returns `{offset, epoch}`.
+/// KEYS: position hash, history stream, message id key. ARGV: publish command, channel,
+/// encoded envelope, epoch for a new room, `1` to deduplicate by id, history size, history
+/// ttl (ms), dedup window (ms), position ttl (ms). Returns `{offset, epoch, duplicate}`.
 pub(crate) const PUBLISH: &str = r"
 local function varint(n)
   local out = {}
@@ -18,15 +22,33 @@ local function varint(n)
   out[#out + 1] = string.char(n)
   return table.concat(out)
 end
+local dedup = ARGV[5] == '1'
+if dedup then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local at = string.find(seen, ' ', 1, true)
+    return {tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1), 1}
+  end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[4]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('DEL', KEYS[2])
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[9])
 local envelope = ARGV[3] .. string.char(24) .. varint(offset) .. string.char(34) .. varint(#epoch) .. epoch
+local size = tonumber(ARGV[6])
+if size > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'e', envelope)
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+end
+if dedup then
+  redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'PX', ARGV[8])
+end
 redis.call(ARGV[1], ARGV[2], envelope)
-return {offset, epoch}
+return {offset, epoch, 0}
 ";
 
 /// Adds and removes members, then (when anyone was listed for removal) publishes the
@@ -49,13 +71,36 @@ end
 return {added, removed}
 ";
 
-/// Reads a room's position, creating its epoch (at offset 0) when it has none.
+/// Reads a room's position (creating its epoch at offset 0 when it has none, and then dropping
+/// any stale history) and, when `since` is in the current epoch and behind, the history after
+/// it, in one atomic step: the entries returned end exactly at the returned offset. With a
+/// user, it first checks that the user is in the room's member set, in the same step, so a
+/// removal is either seen here or published after it.
 ///
-/// KEYS[1] position hash. ARGV: epoch for a new room. Returns `{offset, epoch}`.
-pub(crate) const POSITION: &str = r"
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('HSETNX', KEYS[1], 'offset', 0)
+/// KEYS: position hash, history stream, members set. ARGV: epoch for a new room, since offset
+/// or '', since epoch, position ttl (ms), most entries to return, user to check or ''.
+/// Returns `{offset, epoch, member, envelope...}` (`member` is 1 when no user was given).
+pub(crate) const HISTORY: &str = r"
+local member = 1
+if ARGV[6] ~= '' then
+  member = redis.call('SISMEMBER', KEYS[3], ARGV[6])
+  if member == 0 then
+    return {0, '', 0}
+  end
 end
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'offset', 0)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch')
-return {tonumber(pos[1]) or 0, pos[2]}
+local offset = tonumber(pos[1]) or 0
+local out = {offset, pos[2], member}
+if ARGV[2] ~= '' and ARGV[3] == pos[2] and tonumber(ARGV[2]) < offset then
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[5])
+  for _, entry in ipairs(entries) do
+    out[#out + 1] = entry[2][2]
+  end
+end
+return out
 ";

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// Upper bound for anything a test polls for.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// One `redis-server` on a free port, without persistence.
+/// One `redis-server` on a free port, without persistence unless asked.
 #[derive(Debug)]
 pub struct RedisServer {
     /// Its port on 127.0.0.1.
@@ -19,32 +19,44 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     cluster: bool,
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
-    fn start_with(cluster: bool) -> Self {
+    /// Starts a server that writes every command to its append-only file before answering
+    /// (`appendfsync always`), so a restart after a kill keeps every acknowledged write.
+    pub fn start_persistent() -> Self {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(cluster: bool, persistent: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, child: None, cluster };
+        let mut server = Self { port, dir, child: None, cluster, persistent };
         server.restart();
         server
     }
 
     /// Starts a cluster-enabled server (not yet part of a cluster).
     fn start_cluster_node() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    /// (Re)starts the server on the same port, with nothing kept from before.
+    /// (Re)starts the server on the same port, with nothing kept from before unless persistent.
     pub fn restart(&mut self) {
         let mut command = Command::new("redis-server");
-        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        if self.persistent {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
         if self.cluster {
             // An explicit bus port: the default (port + 10000) overflows for high ephemeral ports.
             let bus = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

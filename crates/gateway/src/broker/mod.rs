@@ -5,8 +5,9 @@
 //! beside it without touching callers.
 
 mod embedded;
-mod members;
+mod history;
 mod redis;
+mod repair;
 mod subscriber;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use roomcast_proto::frames::Position;
 use serde_json::value::RawValue;
 
 pub use embedded::EmbeddedBroker;
-pub use members::{MEMBER_CACHE_TTL, MemberCache};
+pub use history::RoomHistory;
 pub use redis::RedisBroker;
 pub use subscriber::{PROBE_INTERVAL, Subscriber};
 
@@ -41,6 +42,31 @@ pub struct Published {
     pub epoch: String,
     /// The message id (given or made).
     pub id: String,
+    /// The id was published to the room within the dedup window: nothing was delivered again
+    /// and `offset`/`epoch` are the first publish's.
+    pub duplicate: bool,
+}
+
+/// Where a joining member's position comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Since<'a> {
+    /// An automatic join at connect: no reply, and no broker round trip when this node already
+    /// follows the room.
+    Auto,
+    /// A `subscribe` without `since`: the reply names the room's current position.
+    Now,
+    /// A `subscribe` with `since`: the events after it are recovered when history still has
+    /// them all.
+    After(&'a Position),
+}
+
+/// What a `subscribe` replies, computed under the room's lock before any later event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinReply {
+    /// The room's position; events after it follow the reply.
+    pub position: Position,
+    /// With `since`: whether every event after it follows (`false`: the client must reload).
+    pub recovered: Option<bool>,
 }
 
 /// What a join must check before it adds the connection.
@@ -48,7 +74,7 @@ pub struct Published {
 pub enum Access {
     /// Already authorized (own `user:`/`org:` room, or a valid subscription token).
     Granted,
-    /// Only if this user is in the room's member set.
+    /// Only if this user is in the room's member set (checked atomically with the position).
     Member(Arc<str>),
 }
 
@@ -85,16 +111,25 @@ pub enum Broker {
     Redis(RedisBroker),
 }
 
+/// How long a broker keeps each room's past; from the node's configuration.
+pub fn retention(config: &Config) -> roomcast_publisher::Retention {
+    roomcast_publisher::Retention {
+        history_size: config.history_size,
+        history_ttl: config.history_ttl,
+        dedup_window: config.dedup_window,
+    }
+}
+
 impl Broker {
     /// The embedded broker delivering through `fanout`.
-    pub fn embedded(fanout: Fanout) -> Self {
-        Broker::Embedded(EmbeddedBroker::new(fanout))
+    pub fn embedded(fanout: Fanout, retention: roomcast_publisher::Retention) -> Self {
+        Broker::Embedded(EmbeddedBroker::new(fanout, retention))
     }
 
     /// The broker `config` selects; a Redis that cannot be reached names its setting.
     pub async fn connect(config: &Config, fanout: Fanout) -> Result<Self, ConfigError> {
         let setting = match &config.broker {
-            BrokerConfig::Embedded => return Ok(Self::embedded(fanout)),
+            BrokerConfig::Embedded => return Ok(Self::embedded(fanout, retention(config))),
             BrokerConfig::Redis(_) => "ROOMCAST_REDIS_URL",
             BrokerConfig::Cluster(_) => "ROOMCAST_REDIS_CLUSTER",
         };
@@ -108,6 +143,7 @@ impl Broker {
     pub fn kind(&self) -> &'static str {
         match self {
             Broker::Embedded(_) => "embedded",
+            Broker::Redis(b) if b.is_cluster() => "redis-cluster",
             Broker::Redis(_) => "redis",
         }
     }
@@ -120,18 +156,20 @@ impl Broker {
         }
     }
 
-    /// Adds `conn` to `room` if `access` allows, running `on_joined` with the room's position
-    /// before any later event of the room reaches the connection.
+    /// Adds `conn` to `room` if `access` allows. For a `subscribe` (`since` other than
+    /// [`Since::Auto`]) `on_joined` gets the reply under the room's lock, and the recovered
+    /// events, then live ones, are queued after whatever it queues.
     pub async fn join(
         &self,
         room: &RoomName,
         conn: &Arc<ConnectionHandle>,
         access: Access,
-        on_joined: impl FnOnce(&Position),
+        since: Since<'_>,
+        on_joined: impl FnOnce(&JoinReply),
     ) -> Result<JoinOutcome, BrokerError> {
         match self {
-            Broker::Embedded(b) => Ok(b.join(room, conn, access, on_joined)),
-            Broker::Redis(b) => b.join(room, conn, access, on_joined).await,
+            Broker::Embedded(b) => Ok(b.join(room, conn, access, since, on_joined)),
+            Broker::Redis(b) => b.join(room, conn, access, since, on_joined).await,
         }
     }
 

@@ -1,10 +1,11 @@
 //! [`RedisBroker`]: events travel through Redis, so any number of nodes act as one gateway.
 //!
-//! Publishing, the member registry and controls go through the publisher crate (one code path
-//! for backends and nodes); delivery comes back through the node's [`Subscriber`]. A join
-//! subscribes first, then reads the room's position, then adds the member under the room's
-//! registry lock with that position as its floor: every event after the `ok` arrives through
-//! the subscription, and copies of earlier ones still in flight are not delivered to it.
+//! Publishing, the member registry, history and controls go through the publisher crate (one
+//! code path for backends and nodes); delivery comes back through the node's [`Subscriber`].
+//! A join subscribes first, then enters the member in the room as catching up (events are
+//! held for it from then on), then reads the room's position, the history after `since` and
+//! the membership in one atomic script, and finally queues the `ok`, the recovered events and
+//! the held ones past them, under the room's lock: no gap, no duplicate, in offset order.
 
 use std::sync::Arc;
 
@@ -13,42 +14,49 @@ use roomcast_proto::frames::Position;
 use roomcast_publisher::{Event, Publisher, Target};
 use serde_json::value::RawValue;
 
-use super::members::MemberCache;
+use super::repair::GapRepair;
 use super::subscriber::Subscriber;
-use super::{Access, BrokerError, JoinOutcome, Publish, Published};
+use super::{Access, BrokerError, JoinOutcome, JoinReply, Publish, Published, Since};
 use crate::config::{BrokerConfig, Config};
 use crate::connection::handle::ConnectionHandle;
 use crate::fanout::Fanout;
+use crate::rooms::CatchUp;
 
 /// The Redis (or Redis Cluster) broker.
 #[derive(Debug)]
 pub struct RedisBroker {
     publisher: Publisher,
     subscriber: Arc<Subscriber>,
-    members: Arc<MemberCache>,
     fanout: Fanout,
 }
 
 impl RedisBroker {
-    /// Connects the publisher and the subscriber.
+    /// Connects the publisher and the subscriber, and starts gap repair.
     pub async fn connect(config: &Config, fanout: Fanout) -> Result<Self, BrokerError> {
         let target = match &config.broker {
             BrokerConfig::Redis(url) => Target::Redis(url.clone()),
             BrokerConfig::Cluster(seeds) => Target::Cluster(seeds.clone()),
             BrokerConfig::Embedded => return Err(BrokerError::Unavailable("no Redis configured".into())),
         };
-        let publisher =
-            Publisher::connect_with(target, &config.redis_prefix, &config.node_id).await.map_err(from_publisher)?;
-        let members = Arc::new(MemberCache::default());
+        let publisher = Publisher::connect_with(target, &config.redis_prefix, &config.node_id)
+            .await
+            .map_err(from_publisher)?
+            .with_retention(super::retention(config));
+        let repair = GapRepair::start(publisher.clone(), fanout.clone());
         let subscriber = Subscriber::connect(
             config.broker.clone(),
             config.redis_prefix.clone(),
             fanout.clone(),
-            Arc::clone(&members),
+            repair,
             config.unsubscribe_delay,
         )
         .await?;
-        Ok(Self { publisher, subscriber, members, fanout })
+        Ok(Self { publisher, subscriber, fanout })
+    }
+
+    /// Whether this is a Redis Cluster (sharded pub/sub).
+    pub fn is_cluster(&self) -> bool {
+        self.publisher.publish_command() == "SPUBLISH"
     }
 
     pub(super) async fn publish(&self, p: Publish<'_>) -> Result<Published, BrokerError> {
@@ -60,7 +68,12 @@ impl RedisBroker {
             event = event.exclude_user(user);
         }
         let published = self.publisher.publish(event).await.map_err(from_publisher)?;
-        Ok(Published { offset: published.offset, epoch: published.epoch, id: published.id })
+        Ok(Published {
+            offset: published.offset,
+            epoch: published.epoch,
+            id: published.id,
+            duplicate: published.duplicate,
+        })
     }
 
     pub(super) async fn join(
@@ -68,45 +81,77 @@ impl RedisBroker {
         room: &RoomName,
         conn: &Arc<ConnectionHandle>,
         access: Access,
-        on_joined: impl FnOnce(&Position),
+        since: Since<'_>,
+        on_joined: impl FnOnce(&JoinReply),
     ) -> Result<JoinOutcome, BrokerError> {
-        if let Access::Member(user) = &access
-            && !self.is_member(room, user).await?
-        {
-            return Ok(JoinOutcome::NotMember);
-        }
         self.subscriber.acquire(room).await?;
-        let joined = async {
-            let (offset, epoch) = self.publisher.position(room).await.map_err(from_publisher)?;
-            let (membership, ()) = self.fanout.registry().join(room, conn, |cursor| {
-                // Events up to the node's cursor were delivered before this join, and events up
-                // to Redis's offset were published before it: the member is past both.
-                let offset = match cursor.epoch.as_deref() {
-                    Some(seen) if seen == epoch => offset.max(cursor.offset),
-                    _ => offset,
-                };
-                on_joined(&Position { offset, epoch: epoch.clone() });
-                (offset, ())
-            });
-            if let Some(membership) = membership {
-                conn.add_membership(membership);
-            }
-            Ok(JoinOutcome::Joined)
-        }
-        .await;
+        let joined = self.catch_up(room, conn, access, since, on_joined).await;
         self.subscriber.settle(room).await;
         joined
     }
 
-    async fn is_member(&self, room: &RoomName, user: &str) -> Result<bool, BrokerError> {
-        if self.members.is_member(room.as_str(), user) {
-            return Ok(true);
+    async fn catch_up(
+        &self,
+        room: &RoomName,
+        conn: &Arc<ConnectionHandle>,
+        access: Access,
+        since: Since<'_>,
+        on_joined: impl FnOnce(&JoinReply),
+    ) -> Result<JoinOutcome, BrokerError> {
+        let registry = self.fanout.registry();
+        if matches!((&since, &access), (Since::Auto, Access::Granted))
+            && let Ok(membership) = registry.join_following(room, conn)
+        {
+            // The node already follows the room: the member starts where its delivery is.
+            if let Some(membership) = membership {
+                conn.add_membership(membership);
+            }
+            return Ok(JoinOutcome::Joined);
         }
-        let member = self.publisher.is_member(room, user).await.map_err(from_publisher)?;
-        if member {
-            self.members.confirm(room.as_str(), user);
+        // From here on the room's events are held for the connection, so whatever the read
+        // below does not return reaches it afterwards.
+        if let Some(membership) = registry.begin_catch_up(room, conn) {
+            conn.add_membership(membership);
         }
-        Ok(member)
+        let position = match since {
+            Since::After(p) => Some((p.offset, p.epoch.as_str())),
+            Since::Auto | Since::Now => None,
+        };
+        let read = match &access {
+            Access::Granted => self.publisher.history(room, position).await.map(Some),
+            Access::Member(user) => self.publisher.history_if_member(room, position, user).await,
+        };
+        let history = match read {
+            Ok(Some(history)) => history,
+            Ok(None) => {
+                conn.leave(room);
+                return Ok(JoinOutcome::NotMember);
+            }
+            Err(e) => {
+                // A join that cannot learn its position does not stay half done.
+                conn.leave(room);
+                return Err(from_publisher(e));
+            }
+        };
+        let recovered = match since {
+            Since::After(p) => Some(history.continues_from(p.offset, &p.epoch)),
+            Since::Auto | Since::Now => None,
+        };
+        let events = if recovered == Some(true) { self.fanout.held_events(room, &history.events) } else { Vec::new() };
+        let reply =
+            JoinReply { position: Position { offset: history.offset, epoch: history.epoch.clone() }, recovered };
+        let catch_up = CatchUp { offset: history.offset, epoch: &history.epoch, recovered: &events };
+        let auto = matches!(since, Since::Auto);
+        let finished = registry.finish_catch_up(room, conn, catch_up, || {
+            if !auto {
+                on_joined(&reply);
+            }
+        });
+        if let Some(((), delivery)) = finished {
+            crate::metrics::events_recovered("since", events.len());
+            self.fanout.settle(room, delivery);
+        }
+        Ok(JoinOutcome::Joined)
     }
 
     pub(super) async fn emit(
@@ -138,7 +183,7 @@ impl RedisBroker {
         self.subscriber.is_ready()
     }
 
-    /// The node's subscriber (for gap repair and tests).
+    /// The node's subscriber (for tests).
     pub fn subscriber(&self) -> &Arc<Subscriber> {
         &self.subscriber
     }

@@ -7,24 +7,23 @@
 //! queues into outboxes, so the read loop never waits for a client. Rare control pushes
 //! (connection lost, a slot moved away) go to a supervisor task, which also PINGs the
 //! connection every [`PROBE_INTERVAL`] to notice a silently dead one, reconnects with backoff
-//! and jitter, resubscribes every room that still has members, and records those rooms as
-//! possibly gapped.
+//! and jitter, resubscribes every room that still has members, and has each of them repaired
+//! from history (events published while the subscription was down).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, PushKind, RedisResult};
 use roomcast_proto::RoomName;
-use roomcast_proto::envelope::{Envelope, envelope::Body};
 use tokio::sync::mpsc;
 
 use super::BrokerError;
-use super::members::MemberCache;
+use super::repair::GapRepair;
 use crate::config::BrokerConfig;
 use crate::fanout::Fanout;
 
@@ -82,7 +81,7 @@ pub struct Subscriber {
     target: BrokerConfig,
     prefix: String,
     fanout: Fanout,
-    members: Arc<MemberCache>,
+    repair: GapRepair,
     control: mpsc::UnboundedSender<Control>,
     conn: RwLock<Option<SubConn>>,
     // Async mutexes: each is held across the (un)subscribe round trip of its rooms, so the
@@ -90,7 +89,6 @@ pub struct Subscriber {
     channels: Box<[tokio::sync::Mutex<HashMap<RoomName, Channel>>]>,
     hasher: RandomState,
     ready: AtomicBool,
-    gaps: Mutex<HashSet<RoomName>>,
     delay: Duration,
 }
 
@@ -106,7 +104,7 @@ impl Subscriber {
         target: BrokerConfig,
         prefix: String,
         fanout: Fanout,
-        members: Arc<MemberCache>,
+        repair: GapRepair,
         delay: Duration,
     ) -> Result<Arc<Self>, BrokerError> {
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -114,13 +112,12 @@ impl Subscriber {
             target,
             prefix,
             fanout,
-            members,
+            repair,
             control,
             conn: RwLock::new(None),
             channels: (0..SHARDS).map(|_| tokio::sync::Mutex::default()).collect(),
             hasher: RandomState::new(),
             ready: AtomicBool::new(false),
-            gaps: Mutex::default(),
             delay,
         });
         let conn = this.open().await.map_err(unavailable)?;
@@ -137,10 +134,12 @@ impl Subscriber {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Rooms whose delivery may have had a gap (resubscribed after a lost connection), taken
-    /// once by whoever repairs them.
-    pub fn take_gaps(&self) -> Vec<RoomName> {
-        self.gaps.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+    /// Has `room` repaired from history after its subscription was interrupted (its events
+    /// are held meanwhile); a room the node has not delivered anything in needs none.
+    fn repair(&self, room: &RoomName) {
+        if let Some(cursor) = self.fanout.registry().begin_repair(room) {
+            self.repair.request(room, &cursor);
+        }
     }
 
     /// Makes sure the node is subscribed to `room` and keeps it so until [`Self::settle`].
@@ -204,7 +203,7 @@ impl Subscriber {
     }
 
     async fn open(&self) -> RedisResult<SubConn> {
-        let handler = push_handler(self.fanout.clone(), Arc::clone(&self.members), self.control.clone());
+        let handler = push_handler(self.fanout.clone(), self.control.clone());
         match &self.target {
             BrokerConfig::Cluster(seeds) => {
                 let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| resp3_url(s)))
@@ -246,7 +245,7 @@ impl Subscriber {
             match attempt.await {
                 Ok((conn, rooms)) => {
                     *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
-                    self.gaps.lock().unwrap_or_else(|e| e.into_inner()).extend(rooms.iter().cloned());
+                    rooms.iter().for_each(|room| self.repair(room));
                     self.ready.store(true, Ordering::Release);
                     tracing::info!(rooms = rooms.len(), "Redis subscriber connection restored; rooms resubscribed");
                     return;
@@ -275,7 +274,7 @@ impl Subscriber {
             match timeout(conn.subscribe(channel_name)).await {
                 Ok(()) => {
                     tracing::info!(%room, "resubscribed after Redis moved the room's slot");
-                    self.gaps.lock().unwrap_or_else(|e| e.into_inner()).insert(room.clone());
+                    self.repair(&room);
                 }
                 Err(e) => tracing::warn!(%room, error = %e, "resubscribe after a slot move failed"),
             }
@@ -334,19 +333,13 @@ async fn supervise(weak: Weak<Subscriber>, mut control: mpsc::UnboundedReceiver<
 /// queueing never wait), everything else goes to the supervisor.
 fn push_handler(
     fanout: Fanout,
-    members: Arc<MemberCache>,
     control: mpsc::UnboundedSender<Control>,
 ) -> impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static {
     move |push: PushInfo| {
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
                 if let Some(redis::Value::BulkString(payload)) = push.data.get(1) {
-                    let received = Instant::now();
-                    if let Some(Envelope { room, body: Some(Body::MembersRemoved(removed)), .. }) =
-                        fanout.envelope(payload, received)
-                    {
-                        members.forget(&room, &removed.users);
-                    }
+                    fanout.envelope(payload, Instant::now());
                 }
             }
             PushKind::Disconnection => {

@@ -85,6 +85,13 @@ pub struct Config {
     /// How long a node stays subscribed to a room's channel after its last local member left,
     /// so that churn does not hammer Redis. Default: 1 s.
     pub unsubscribe_delay: Duration,
+    /// Events kept per room for recovery with `since` (0 turns history off). Default: 300.
+    pub history_size: usize,
+    /// How long a room's history outlives its last event. Default: 10 minutes.
+    pub history_ttl: Duration,
+    /// How long a published message id is remembered per room, so that publishing it again
+    /// delivers nothing and returns the first offset. Default: 5 minutes.
+    pub dedup_window: Duration,
     /// Bearer key for `/api/*`; the API answers 401 while unset.
     pub api_key: Option<String>,
     /// Interval of server pings. Default: 25 s.
@@ -134,6 +141,9 @@ impl Config {
             broker: BrokerConfig::Embedded,
             redis_prefix: String::new(),
             unsubscribe_delay: Duration::from_secs(1),
+            history_size: 300,
+            history_ttl: Duration::from_secs(600),
+            dedup_window: Duration::from_secs(300),
             api_key: None,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
@@ -163,7 +173,13 @@ impl Config {
             (Some(_), Some(_)) => {
                 return Err(s.error("redis_url", "both ROOMCAST_REDIS_URL and ROOMCAST_REDIS_CLUSTER are set; set one"));
             }
-            (Some(url), None) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
+            (Some(url), None) if url.starts_with("rediss://") => {
+                return Err(s.error(
+                    "redis_url",
+                    "rediss:// (TLS) is not supported by this build; reach Redis over a private network or a TLS tunnel with redis://",
+                ));
+            }
+            (Some(url), None) if !url.starts_with("redis://") => {
                 return Err(s.error("redis_url", &format!("expected redis://host:port, got {url:?}")));
             }
             (Some(url), None) => BrokerConfig::Redis(url),
@@ -185,6 +201,9 @@ impl Config {
             return Err(s.error("redis_prefix", "may not contain braces or spaces"));
         }
         s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;
+        s.set(&mut c.history_size, "history_size")?;
+        s.set(&mut c.history_ttl, "history_ttl")?;
+        s.set(&mut c.dedup_window, "dedup_window")?;
         let secret = s.get::<String>("jwt_secret")?;
         let public_key = s.get::<PathBuf>("jwt_public_key")?;
         c.jwt.key = match (secret, public_key) {
@@ -243,6 +262,8 @@ impl Config {
 
     fn check(&self, s: &Settings<'_>) -> Result<(), ConfigError> {
         let positive = [
+            ("history_ttl", self.history_ttl),
+            ("dedup_window", self.dedup_window),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
             ("auth_timeout", self.auth_timeout),

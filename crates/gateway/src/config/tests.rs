@@ -79,6 +79,23 @@ fn contradictions_stop_start_up() {
     assert_eq!(load(&both, None).unwrap_err().setting, "ROOMCAST_REDIS_URL");
     let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_PREFIX", "{x}")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_REDIS_PREFIX");
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "rediss://r:6380")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_URL");
+    assert!(err.message.contains("TLS"), "{err}");
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_DEDUP_WINDOW", "0s")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_DEDUP_WINDOW");
+}
+
+#[test]
+fn history_settings_have_the_documented_defaults() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert_eq!(
+        (c.history_size, c.history_ttl, c.dedup_window),
+        (300, Duration::from_secs(600), Duration::from_secs(300))
+    );
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_HISTORY_SIZE", "0"), ("ROOMCAST_HISTORY_TTL", "1m")], None)
+        .unwrap();
+    assert_eq!((c.history_size, c.history_ttl), (0, Duration::from_secs(60)));
 }
 
 #[test]

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthError, ConnectionClaims, unix_now};
-use crate::broker::Access;
+use crate::broker::{Access, Since};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
 use crate::wire;
@@ -93,7 +93,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         std::time::Instant::now(),
     );
     for room in rooms.iter().flatten() {
-        if let Err(e) = node.broker.join(room, &conn, Access::Granted, |_| ()).await {
+        if let Err(e) = node.broker.join(room, &conn, Access::Granted, Since::Auto, |_| ()).await {
             tracing::warn!(conn = conn.id, %room, error = %e, "auto-join failed");
             conn.close(CloseReason::Shutdown);
         }

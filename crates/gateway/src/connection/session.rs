@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::handle::ConnectionHandle;
 use crate::auth::AuthError;
-use crate::broker::{Access, JoinOutcome};
+use crate::broker::{Access, JoinOutcome, Since};
 use crate::close::CloseReason;
 use crate::node::Node;
 use crate::ratelimit::TokenBucket;
@@ -137,15 +137,17 @@ impl Session {
             },
         };
         let conn = Arc::clone(&self.conn);
-        let joined = self.node.broker.join(&room, &self.conn, access, |position| {
-            // Until room history exists, a position is recovered only when nothing was missed.
-            let recovered = since.as_ref().map(|s| s == position);
+        let since = match &since {
+            Some(position) => Since::After(position),
+            None => Since::Now,
+        };
+        let joined = self.node.broker.join(&room, &self.conn, access, since, |reply| {
             let ok = OkReply {
                 id,
                 room: Some(room.to_string()),
-                offset: Some(position.offset),
-                epoch: Some(position.epoch.clone()),
-                recovered,
+                offset: Some(reply.position.offset),
+                epoch: Some(reply.position.epoch.clone()),
+                recovered: reply.recovered,
                 expires_at: None,
             };
             conn.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());

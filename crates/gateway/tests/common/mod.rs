@@ -224,6 +224,14 @@ impl TestClient {
         reply
     }
 
+    /// Subscribes with `since` and returns the `ok` (asserted).
+    pub async fn subscribe_since(&mut self, room: &str, offset: u64, epoch: &str) -> Value {
+        let since = json!({"offset": offset, "epoch": epoch});
+        let reply = self.request(json!({"type": "subscribe", "id": 2, "room": room, "since": since})).await;
+        assert_eq!(reply["type"], "ok", "{reply}");
+        reply
+    }
+
     /// Reads until the server's close frame; returns its code and the text frames before it.
     pub async fn recv_close(&mut self) -> (u16, Vec<Value>) {
         let mut frames = Vec::new();
