@@ -102,10 +102,19 @@ render() {
 
 start() {
     [ -x "$ROOMCAST_BIN" ] || die "$ROOMCAST_BIN not found: run cargo build (make cluster does)"
-    local ports=($NODE_PORTS)
+    local ports
+    read -r -a ports <<<"$NODE_PORTS"
     [ ${#ports[@]} -eq 3 ] || die "NODE_PORTS: expected three ports, got \"$NODE_PORTS\""
     for name in redis node-a node-b node-c nginx prometheus; do
         ! alive "$name" || die "already running ($name); stop it first with: $0 stop"
+    done
+    # A port that answers already would pass the readiness checks for the wrong process.
+    local all="$LB_PORT $NODE_PORTS $REDIS_PORT $PROMETHEUS_PORT" port
+    [ "$(tr ' ' '\n' <<<"$all" | sort -u | wc -l)" -eq 6 ] || die "ports must differ: $all"
+    for port in $all; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "port $port is in use; set LB_PORT, NODE_PORTS, REDIS_PORT or PROMETHEUS_PORT"
+        fi
     done
     ensure_installed
     # A start that fails half-way stops what it had started.
