@@ -1,4 +1,5 @@
-# roomcast: `make run` starts a development node, `make test` runs every check CI runs.
+# roomcast: `make run` starts a development node, `make test` runs every check CI runs,
+# `make cluster` starts three nodes behind nginx with Redis and Prometheus (deploy/local).
 
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
@@ -6,7 +7,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps fmt lint clean
+.PHONY: all build run test deps cluster cluster-stop fmt lint clean
 
 all: build
 
@@ -34,19 +35,22 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	deploy/check/run.sh
 
-## deps: install what the tests need when it is missing (redis-server, from Debian);
-## policy-rc.d keeps the package from starting a server that nothing would stop
+## deps: install what the tests need when it is missing: redis-server, nginx and prometheus from
+## Debian (without starting their services), helm-sdkpy, helm-python-sdk and PyYAML in a Python 3.12 venv
 deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-		echo "installing redis-server (Debian package) for the tests"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		POLICY=; [ -e /usr/sbin/policy-rc.d ] || POLICY=/usr/sbin/policy-rc.d; \
-		if [ -n "$$POLICY" ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$POLICY >/dev/null; $$SUDO chmod +x $$POLICY; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
-		STATUS=$$?; [ -z "$$POLICY" ] || $$SUDO rm -f $$POLICY; exit $$STATUS; \
-	}
+	@deploy/local/cluster.sh deps
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
+	@deploy/check/run.sh --deps-only
+
+## cluster: Redis, three nodes, nginx (ws://127.0.0.1:18080/ws) and Prometheus on this machine
+cluster: build
+	deploy/local/cluster.sh start
+
+## cluster-stop: stop everything `make cluster` started
+cluster-stop:
+	deploy/local/cluster.sh stop
 
 fmt:
 	$(CARGO) fmt --all

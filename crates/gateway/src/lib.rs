@@ -9,7 +9,7 @@
 //! - [`rooms`]: the local room registry and membership guards.
 //! - [`fanout`]: local delivery of what arrives for a room; [`broker`]: ordering and transport.
 //! - [`api`]: `POST /api/publish`, `/api/members`, `/api/disconnect`.
-//! - [`auth`]: JWT verification; [`ratelimit`]: the `emit` token bucket.
+//! - [`auth`]: JWT verification; [`ratelimit`]: the `emit` token bucket; [`origin`]: the browser Origin check.
 //! - [`close`]: [`CloseReason`](close::CloseReason), every way a connection ends.
 //! - [`metrics`]: every exported metric.
 
@@ -22,6 +22,7 @@ pub mod connection;
 pub mod fanout;
 pub mod metrics;
 pub mod node;
+pub mod origin;
 pub mod outbox;
 pub mod ratelimit;
 pub mod rooms;

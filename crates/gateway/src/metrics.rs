@@ -44,6 +44,30 @@ pub const EVENTS_RECOVERED: &str = "roomcast_events_recovered_total";
 pub const GAP_REPAIRS: &str = "roomcast_gap_repairs_total";
 /// Counter: members told `left: resubscribe` because continuity could not be kept.
 pub const RESUBSCRIBES: &str = "roomcast_resubscribes_total";
+/// 1 while the node's broker is ready (in Redis mode: its subscriber connection is up), else 0.
+pub const BROKER_UP: &str = "roomcast_broker_up";
+
+/// Every metric above, for dashboards and alerts to be checked against.
+pub const ALL: &[&str] = &[
+    CONNECTIONS_OPEN,
+    CONNECTIONS_OPENED,
+    CONNECTIONS_CLOSED,
+    AUTH_FAILURES,
+    ROOMS,
+    SUBSCRIPTIONS,
+    EVENTS_PUBLISHED,
+    EVENTS_FANNED_OUT,
+    DELIVERIES,
+    FRAMES_SENT,
+    BYTES_SENT,
+    SLOW_CONSUMER_CLOSES,
+    FANOUT_LATENCY,
+    COMMANDS,
+    EVENTS_RECOVERED,
+    GAP_REPAIRS,
+    RESUBSCRIBES,
+    BROKER_UP,
+];
 
 /// Buckets of the fan-out latency histogram, in seconds.
 const LATENCY_BUCKETS: &[f64] =
@@ -102,6 +126,12 @@ fn describe() {
     describe_counter!(EVENTS_RECOVERED, "Events delivered from history, by why (since, gap).");
     describe_counter!(GAP_REPAIRS, "Room gaps repaired from history, by outcome (repaired, failed).");
     describe_counter!(RESUBSCRIBES, "Members told left: resubscribe because continuity could not be kept.");
+    describe_gauge!(BROKER_UP, "1 while the broker (Redis) connection is up, else 0.");
+}
+
+/// The broker's readiness, sampled when `/metrics` is scraped.
+pub fn broker_up(ready: bool) {
+    gauge!(BROKER_UP).set(if ready { 1.0 } else { 0.0 });
 }
 
 /// A connection was authenticated.

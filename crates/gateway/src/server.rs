@@ -97,6 +97,12 @@ async fn websocket(
     let Ok(upgrade) = upgrade else {
         return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade request\n").into_response();
     };
+    let origin = headers.get(header::ORIGIN);
+    if !node.config.allowed_origins.allows(origin) {
+        // Refused before the upgrade: a page of another site gets a plain 403 and no socket.
+        tracing::info!(origin = ?origin, "websocket refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
     if node.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is draining\n").into_response();
     }
@@ -126,6 +132,8 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    // Sampled here rather than on every change: the scrape is when the value matters.
+    crate::metrics::broker_up(node.broker.is_ready());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render()).into_response()
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use values::Settings;
 pub use values::parse_duration;
 
+use crate::origin::AllowedOrigins;
+
 /// A setting that stops start-up, with the setting's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {message}")]
@@ -118,6 +120,9 @@ pub struct Config {
     pub drain_window: Duration,
     /// Log format. Default: text.
     pub log_format: LogFormat,
+    /// Browser origins allowed to open a WebSocket; others get 403 before the upgrade.
+    /// Requests without `Origin` (non-browser clients) are always allowed. Default: any origin.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Config {
@@ -153,6 +158,7 @@ impl Config {
             max_api_body: 1024 * 1024,
             drain_window: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            allowed_origins: AllowedOrigins::any(),
         }
     }
 
@@ -245,6 +251,9 @@ impl Config {
                     return Err(s.error("log_format", &format!("expected text or json, got {format:?}")));
                 }
             };
+        }
+        if let Some(entries) = s.get::<Vec<String>>("allowed_origins")? {
+            c.allowed_origins = AllowedOrigins::parse(&entries).map_err(|m| s.error("allowed_origins", &m))?;
         }
         s.finish()?;
         c.check(&s)?;

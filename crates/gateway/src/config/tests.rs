@@ -119,3 +119,20 @@ fn durations_and_sizes_parse() {
     assert_eq!(c.send_queue_size, 2 * 1024 * 1024);
     assert!(load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_SEND_QUEUE_SIZE", "2GiB")], None).is_err());
 }
+
+#[test]
+fn allowed_origins_are_a_checked_list() {
+    use axum::http::HeaderValue;
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert!(c.allowed_origins.allows(Some(&HeaderValue::from_static("https://any.test"))), "unset allows all");
+    let c =
+        load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_ALLOWED_ORIGINS", "https://a.test, https://*.b.test")], None)
+            .unwrap();
+    assert!(c.allowed_origins.allows(Some(&HeaderValue::from_static("https://x.b.test"))));
+    assert!(!c.allowed_origins.allows(Some(&HeaderValue::from_static("https://c.test"))));
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], Some("allowed_origins = [\"https://a.test\"]\n")).unwrap();
+    assert!(c.allowed_origins.allows(Some(&HeaderValue::from_static("https://a.test"))));
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_ALLOWED_ORIGINS", "a.test")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_ALLOWED_ORIGINS");
+    assert!(err.message.contains("\"a.test\""), "{err}");
+}
