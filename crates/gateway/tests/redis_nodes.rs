@@ -102,3 +102,23 @@ async fn a_node_subscribes_only_while_it_has_members() {
     drop(member);
     eventually("user:u1 to be released after the connection closed", async || redis.numsub("user:u1") == 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_right_after_connected_reaches_the_connection() {
+    // `connected` promises the personal and org rooms: an event published as soon as the client
+    // has it, through another node, must not slip in before the node finished joining them.
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    for i in 0..20 {
+        let user = format!("fresh{i}");
+        let mut c = a.connect(&user, Some("o1")).await;
+        b.publish(json!({"room": format!("user:{user}"), "event": "hello", "data": i})).await;
+        b.publish(json!({"room": "org:o1", "event": "news", "data": i})).await;
+        let (first, second) = (c.recv().await, c.recv().await);
+        assert_eq!(
+            (first["event"].as_str(), second["event"].as_str()),
+            (Some("hello"), Some("news")),
+            "{first} {second}"
+        );
+    }
+}

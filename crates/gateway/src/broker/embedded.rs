@@ -20,7 +20,7 @@ use super::history::RoomHistory;
 use super::{Access, JoinOutcome, JoinReply, Publish, Published, Since, new_message_id};
 use crate::connection::handle::ConnectionHandle;
 use crate::fanout::{EventDelivery, Fanout};
-use crate::rooms::{EventRef, HeldEvent};
+use crate::rooms::{CatchUp, EventRef, HeldEvent};
 
 const SHARDS: usize = 64;
 
@@ -126,14 +126,12 @@ impl EmbeddedBroker {
                 (Some(kept.is_some()), kept.unwrap_or_default())
             }
             Since::After(_) => (Some(false), Vec::new()),
-            Since::Auto | Since::Now => (None, Vec::new()),
+            Since::Now => (None, Vec::new()),
         };
         let reply = JoinReply { position, recovered };
         let user = Arc::clone(&conn.user);
         let (membership, ()) = self.fanout.registry().join_at(room, conn, offset, &self.epoch, || {
-            if !matches!(since, Since::Auto) {
-                on_joined(&reply);
-            }
+            on_joined(&reply);
             for e in events.iter().filter(|e| e.exclude_user.as_deref() != Some(&*user)) {
                 conn.send(e.frame.clone(), now);
             }
@@ -146,6 +144,27 @@ impl EmbeddedBroker {
         }
         drop(shard);
         JoinOutcome::Joined
+    }
+
+    /// Holds `room`'s events for `conn` from the current offset on (under the room's lock, so
+    /// the offset and the hold agree).
+    pub(super) fn hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>) -> Position {
+        let shard = self.shard(room);
+        let offset = shard.get(room).map_or(0, |s| s.offset);
+        if let Some(membership) = self.fanout.registry().begin_catch_up(room, conn) {
+            conn.add_membership(membership);
+        }
+        drop(shard);
+        Position { offset, epoch: self.epoch.clone() }
+    }
+
+    /// Makes a held member live from `known`, delivering what was held after it.
+    pub(super) fn release_hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>, known: Option<Position>) {
+        let position = known.unwrap_or_else(|| Position { offset: 0, epoch: self.epoch.clone() });
+        let catch_up = CatchUp { offset: position.offset, epoch: &position.epoch, recovered: &[] };
+        if let Some(((), delivery)) = self.fanout.registry().finish_catch_up(room, conn, catch_up, || ()) {
+            self.fanout.settle(room, delivery);
+        }
     }
 
     pub(super) fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str) {

@@ -47,12 +47,9 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// Where a joining member's position comes from.
+/// Where a subscribing member's position comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Since<'a> {
-    /// An automatic join at connect: no reply, and no broker round trip when this node already
-    /// follows the room.
-    Auto,
     /// A `subscribe` without `since`: the reply names the room's current position.
     Now,
     /// A `subscribe` with `since`: the events after it are recovered when history still has
@@ -156,9 +153,8 @@ impl Broker {
         }
     }
 
-    /// Adds `conn` to `room` if `access` allows. For a `subscribe` (`since` other than
-    /// [`Since::Auto`]) `on_joined` gets the reply under the room's lock, and the recovered
-    /// events, then live ones, are queued after whatever it queues.
+    /// Adds `conn` to `room` if `access` allows. `on_joined` gets the reply under the room's
+    /// lock, and the recovered events, then live ones, are queued after whatever it queues.
     pub async fn join(
         &self,
         room: &RoomName,
@@ -170,6 +166,34 @@ impl Broker {
         match self {
             Broker::Embedded(b) => Ok(b.join(room, conn, access, since, on_joined)),
             Broker::Redis(b) => b.join(room, conn, access, since, on_joined).await,
+        }
+    }
+
+    /// First step of an automatic join at connect: from now on the room's events are held for
+    /// `conn`, and the returned position is where the member will start. Every successful hold
+    /// must be ended with [`Self::release_hold`].
+    pub async fn hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>) -> Result<Option<Position>, BrokerError> {
+        match self {
+            Broker::Embedded(b) => Ok(Some(b.hold(room, conn))),
+            Broker::Redis(b) => b.hold(room, conn).await,
+        }
+    }
+
+    /// Second step: the member starts at `known` and gets the held events after it. Sent
+    /// between the two steps, `connected` precedes every event of the room and misses none
+    /// published after it.
+    pub async fn release_hold(
+        &self,
+        room: &RoomName,
+        conn: &Arc<ConnectionHandle>,
+        known: Option<Position>,
+    ) -> Result<(), BrokerError> {
+        match self {
+            Broker::Embedded(b) => {
+                b.release_hold(room, conn, known);
+                Ok(())
+            }
+            Broker::Redis(b) => b.release_hold(room, conn, known).await,
         }
     }
 

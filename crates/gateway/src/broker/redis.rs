@@ -99,15 +99,6 @@ impl RedisBroker {
         on_joined: impl FnOnce(&JoinReply),
     ) -> Result<JoinOutcome, BrokerError> {
         let registry = self.fanout.registry();
-        if matches!((&since, &access), (Since::Auto, Access::Granted))
-            && let Ok(membership) = registry.join_following(room, conn)
-        {
-            // The node already follows the room: the member starts where its delivery is.
-            if let Some(membership) = membership {
-                conn.add_membership(membership);
-            }
-            return Ok(JoinOutcome::Joined);
-        }
         // From here on the room's events are held for the connection, so whatever the read
         // below does not return reaches it afterwards.
         if let Some(membership) = registry.begin_catch_up(room, conn) {
@@ -115,7 +106,7 @@ impl RedisBroker {
         }
         let position = match since {
             Since::After(p) => Some((p.offset, p.epoch.as_str())),
-            Since::Auto | Since::Now => None,
+            Since::Now => None,
         };
         let read = match &access {
             Access::Granted => self.publisher.history(room, position).await.map(Some),
@@ -135,23 +126,63 @@ impl RedisBroker {
         };
         let recovered = match since {
             Since::After(p) => Some(history.continues_from(p.offset, &p.epoch)),
-            Since::Auto | Since::Now => None,
+            Since::Now => None,
         };
         let events = if recovered == Some(true) { self.fanout.held_events(room, &history.events) } else { Vec::new() };
         let reply =
             JoinReply { position: Position { offset: history.offset, epoch: history.epoch.clone() }, recovered };
         let catch_up = CatchUp { offset: history.offset, epoch: &history.epoch, recovered: &events };
-        let auto = matches!(since, Since::Auto);
-        let finished = registry.finish_catch_up(room, conn, catch_up, || {
-            if !auto {
-                on_joined(&reply);
-            }
-        });
+        let finished = registry.finish_catch_up(room, conn, catch_up, || on_joined(&reply));
         if let Some(((), delivery)) = finished {
             crate::metrics::events_recovered("since", events.len());
             self.fanout.settle(room, delivery);
         }
         Ok(JoinOutcome::Joined)
+    }
+
+    pub(super) async fn hold(
+        &self,
+        room: &RoomName,
+        conn: &Arc<ConnectionHandle>,
+    ) -> Result<Option<Position>, BrokerError> {
+        self.subscriber.acquire(room).await?;
+        let (membership, cursor) = self.fanout.registry().hold(room, conn);
+        if let Some(membership) = membership {
+            conn.add_membership(membership);
+        }
+        // Where this node's delivery stands, or else the room's position read now: either way
+        // every event after it is held from here on. Read after the hold and before
+        // `connected`, so nothing published once the client has `connected` is behind it.
+        let position = match cursor {
+            Some(c) => Ok(Position { offset: c.offset, epoch: c.epoch.to_string() }),
+            None => self
+                .publisher
+                .position(room)
+                .await
+                .map(|(offset, epoch)| Position { offset, epoch })
+                .map_err(from_publisher),
+        };
+        if position.is_err() {
+            conn.leave(room);
+            self.subscriber.settle(room).await;
+        }
+        position.map(Some)
+    }
+
+    pub(super) async fn release_hold(
+        &self,
+        room: &RoomName,
+        conn: &Arc<ConnectionHandle>,
+        known: Option<Position>,
+    ) -> Result<(), BrokerError> {
+        if let Some(position) = known {
+            let catch_up = CatchUp { offset: position.offset, epoch: &position.epoch, recovered: &[] };
+            if let Some(((), delivery)) = self.fanout.registry().finish_catch_up(room, conn, catch_up, || ()) {
+                self.fanout.settle(room, delivery);
+            }
+        }
+        self.subscriber.settle(room).await;
+        Ok(())
     }
 
     pub(super) async fn emit(

@@ -21,7 +21,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthError, ConnectionClaims, unix_now};
-use crate::broker::{Access, Since};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
 use crate::wire;
@@ -76,7 +75,19 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     node.register(&conn);
     crate::metrics::connection_opened();
     let opened = Instant::now();
-    // `connected` is queued before the rooms are joined, so it precedes their first event.
+    // The rooms hold their events for the connection before `connected` is queued, and
+    // release them after: `connected` precedes every event of its rooms, and no event
+    // published once the client has seen it can be missed.
+    let mut held = Vec::new();
+    for room in rooms.iter().flatten() {
+        match node.broker.hold(room, &conn).await {
+            Ok(known) => held.push((room, known)),
+            Err(e) => {
+                tracing::warn!(conn = conn.id, %room, error = %e, "auto-join failed");
+                conn.close(CloseReason::Shutdown);
+            }
+        }
+    }
     conn.send(
         wire::text(
             &ServerFrame::Connected {
@@ -92,8 +103,8 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         ),
         std::time::Instant::now(),
     );
-    for room in rooms.iter().flatten() {
-        if let Err(e) = node.broker.join(room, &conn, Access::Granted, Since::Auto, |_| ()).await {
+    for (room, known) in held {
+        if let Err(e) = node.broker.release_hold(room, &conn, known).await {
             tracing::warn!(conn = conn.id, %room, error = %e, "auto-join failed");
             conn.close(CloseReason::Shutdown);
         }

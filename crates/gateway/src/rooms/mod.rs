@@ -151,24 +151,18 @@ impl RoomRegistry {
         (added.map(|token| self.added(room, conn.id, token, new_room)), result)
     }
 
-    /// Adds `conn` to `room` at the position this node's delivery has reached, when the room
-    /// has one and is not repairing (no Redis round trip: an auto-join needs no reply). Returns
-    /// `Err(())` when the caller must catch up from the broker instead.
-    #[allow(clippy::result_unit_err)]
-    pub fn join_following(
+    /// Like [`Self::begin_catch_up`], and also returns the room's cursor when it has one and is
+    /// not repairing: a member that needs no reply can start there (every later event is held
+    /// for it), with no round trip.
+    pub fn hold(
         self: &Arc<Self>,
         room: &RoomName,
         conn: &Arc<ConnectionHandle>,
-    ) -> Result<Option<Membership>, ()> {
-        let mut shard = self.shard(room);
-        let Some(entry) = shard.get_mut(room) else { return Err(()) };
-        let (Some(cursor), None) = (&entry.cursor, &entry.repair) else { return Err(()) };
-        let (floor, epoch) = (cursor.offset, Arc::clone(&cursor.epoch));
-        let Entry::Vacant(slot) = entry.members.entry(conn.id) else { return Ok(None) };
-        let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-        slot.insert(Member { conn: Arc::clone(conn), token, floor, epoch: Some(epoch), held: None });
-        drop(shard);
-        Ok(Some(self.added(room, conn.id, token, false)))
+    ) -> (Option<Membership>, Option<Cursor>) {
+        let membership = self.begin_catch_up(room, conn);
+        let shard = self.shard(room);
+        let cursor = shard.get(room).filter(|e| e.repair.is_none()).and_then(|e| e.cursor.clone());
+        (membership, cursor)
     }
 
     /// Starts a join whose position is read from the broker afterwards: from now on the room's

@@ -128,16 +128,22 @@ fn a_new_epoch_evicts_members_positioned_in_the_old_one() {
 }
 
 #[test]
-fn an_auto_join_follows_a_room_the_node_already_delivers() {
+fn a_hold_starts_at_the_cursor_and_keeps_what_arrives_until_released() {
     let registry = RoomRegistry::new();
     let r = room("user:u1");
     let (a, b) = (conn(1, "u1"), conn(2, "u1"));
-    assert!(registry.join_following(&r, &a).is_err(), "no position yet");
-    let _a = registry.join_at(&r, &a, 0, "E", || ()).0.unwrap();
+    let (_a, cursor) = registry.hold(&r, &a);
+    assert!(cursor.is_none(), "nothing arrived yet");
+    registry.finish_catch_up(&r, &a, CatchUp { offset: 0, epoch: "E", recovered: &[] }, || ()).unwrap();
     send(&registry, &r, 1, "E");
-    let _b = registry.join_following(&r, &b).unwrap().unwrap();
+    let (_b, cursor) = registry.hold(&r, &b);
+    assert_eq!(cursor.map(|c| c.offset), Some(1));
     send(&registry, &r, 2, "E");
-    assert_eq!(received(&b), ["2"]);
+    assert!(received(&b).is_empty(), "held until released");
+    b.send(Bytes::from("connected"), Instant::now());
+    registry.finish_catch_up(&r, &b, CatchUp { offset: 1, epoch: "E", recovered: &[] }, || ()).unwrap();
+    send(&registry, &r, 3, "E");
+    assert_eq!(received(&b), ["connected", "2", "3"]);
 }
 
 #[test]
