@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use common::{TestClient, TestGateway};
 use roomcast_gateway::config::BrokerConfig;
-use roomcast_publisher::{Event, Publisher, Target};
+use roomcast_publisher::{Event, Publisher, Retention, Target};
 use roomcast_testkit::{PATIENCE, RedisServer, eventually};
 use serde_json::json;
 use tokio::sync::watch;
 
 const ROOM: &str = "dialog:outage";
 const EVENTS: usize = 400;
+/// Enough history to cover the outage plus the subscriber's reconnect backoff (up to a few
+/// seconds at 200 publishes per second): this test is about the outage, not about trimming.
+const HISTORY: usize = 10_000;
 
 /// Reads until it has every id in `acked` (once publishing is over), resubscribing with
 /// `since` whenever the node says continuity was lost. Returns the ids in arrival order.
@@ -71,6 +74,7 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
             TestGateway::start_with(move |c| {
                 c.broker = BrokerConfig::Redis(url);
                 c.node_id = name.to_owned();
+                c.history_size = HISTORY;
             })
             .await,
         );
@@ -85,7 +89,8 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
         clients.push(tokio::spawn(collect(c, acked_rx.clone())));
     }
 
-    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let retention = Retention { history_size: HISTORY, ..Retention::default() };
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(retention);
     let publishing = tokio::spawn(async move {
         let (mut acked, mut failures) = (Vec::new(), 0);
         for i in 0..EVENTS {
