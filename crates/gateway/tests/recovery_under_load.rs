@@ -33,7 +33,8 @@ const HISTORY: usize = 200_000;
 /// What one client checked.
 #[derive(Debug, Default)]
 struct Seen {
-    log: Vec<String>,
+    /// The client's subscribe replies, shown when the property fails.
+    replies: Vec<String>,
     events: u64,
     recoveries: u64,
     recovered_events: u64,
@@ -68,8 +69,8 @@ async fn follow(
         let offset = e["offset"].as_u64().unwrap();
         assert_eq!(
             offset, *next,
-            "offsets must be contiguous and unique; events this session {} log {:?}",
-            quota, seen.log
+            "offsets must be contiguous and unique; subscribe replies so far: {:?}",
+            seen.replies
         );
         *next += 1;
         seen.events += 1;
@@ -83,7 +84,7 @@ async fn client(nodes: Arc<Vec<TestGateway>>, user: String, mut last: watch::Rec
     let pick = || rand::rng().random_range(0..nodes.len());
     let mut c = nodes[pick()].connect(&user, None).await;
     let ok = c.subscribe(ROOM).await;
-    seen.log.push(format!("first {ok}"));
+    seen.replies.push(format!("first {ok}"));
     let epoch = ok["epoch"].as_str().unwrap().to_owned();
     let mut next = ok["offset"].as_u64().unwrap() + 1;
     loop {
@@ -94,7 +95,7 @@ async fn client(nodes: Arc<Vec<TestGateway>>, user: String, mut last: watch::Rec
         tokio::time::sleep(pause()).await;
         c = nodes[pick()].connect(&user, None).await;
         let ok = c.subscribe_since(ROOM, next - 1, &epoch).await;
-        seen.log.push(format!("since {} {ok}", next - 1));
+        seen.replies.push(format!("since {} {ok}", next - 1));
         assert_eq!(ok["recovered"], true, "{ok}");
         let behind = ok["offset"].as_u64().unwrap() + 1 - next;
         seen.recoveries += 1;
