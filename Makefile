@@ -6,7 +6,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps fmt lint clean
+.PHONY: all build run test deps fmt lint clean bench
 
 all: build
 
@@ -47,6 +47,12 @@ deps:
 		STATUS=$$?; [ -z "$$POLICY" ] || $$SUDO rm -f $$POLICY; exit $$STATUS; \
 	}
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
+
+## bench: release build, then Redis, roomcast and the Socket.IO / socketioxide peers on free ports and
+## the standard suite (loadtest/suite.toml, ~15 min, loads both cores); writes bench/RESULTS.md and
+## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
+bench: deps
+	bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all
