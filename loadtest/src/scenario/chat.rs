@@ -164,35 +164,47 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     let churn = spawn_churn(churners, churn_rooms, p.churn_rate, stop.clone(), Arc::clone(&churn_ops));
 
     let cpu = CpuWindow::start(&pids, redis);
+    // The schedule runs on its own OS thread: `std::thread::sleep` wakes within tens of µs,
+    // where tokio's timer wheel has 1 ms ticks and would add up to 1 ms to every latency.
     let start = now_us();
-    let mut expected = 0u64;
-    let mut next_org = 0;
-    for seq in 0..messages {
-        let intended = start + (seq as f64 * 1e6 / p.rate) as u64;
-        let now = now_us();
-        if intended > now + 500 {
-            tokio::time::sleep(Duration::from_micros(intended - now)).await;
-        }
-        let d = rng.random_range(0..dialogs.len());
-        let recipients = dialogs[d].len() as u32;
-        tracker.published(seq as u64, intended, recipients);
-        expected += u64::from(recipients);
-        let body = publish_body(&format!("dialog:c{tag}-{d}"), &payload(seq as u64, intended, p.payload));
-        let _ = queues[seq % queues.len()].send(body);
-        // One org-wide broadcast per second of traffic.
-        if next_org < org_messages && intended >= start + next_org as u64 * 1_000_000 {
-            let k = next_org % p.orgs.max(1);
-            let oseq = (messages + next_org) as u64;
-            tracker.published(oseq, intended, org_members[k]);
-            expected += u64::from(org_members[k]);
-            let body = publish_body(&format!("org:c{tag}-{k}"), &payload(oseq, intended, p.payload));
-            let _ = queues[(seq + 1) % queues.len()].send(body);
-            next_org += 1;
-        }
-        counters.published.fetch_add(1, Ordering::Relaxed);
-    }
+    let schedule = {
+        let (tracker, counters, tag, org_members) =
+            (Arc::clone(&tracker), Arc::clone(&counters), tag.clone(), org_members.clone());
+        let (rate, payload_size, orgs) = (p.rate, p.payload, p.orgs.max(1));
+        std::thread::spawn(move || {
+            let mut expected = 0u64;
+            let mut next_org = 0;
+            for seq in 0..messages {
+                let intended = start + (seq as f64 * 1e6 / rate) as u64;
+                let now = now_us();
+                if intended > now {
+                    std::thread::sleep(Duration::from_micros(intended - now));
+                }
+                let d = rng.random_range(0..dialogs.len());
+                let recipients = dialogs[d].len() as u32;
+                tracker.published(seq as u64, intended, recipients);
+                expected += u64::from(recipients);
+                let body = publish_body(&format!("dialog:c{tag}-{d}"), &payload(seq as u64, intended, payload_size));
+                let _ = queues[seq % queues.len()].send(body);
+                // One org-wide broadcast per second of traffic.
+                if next_org < org_messages && intended >= start + next_org as u64 * 1_000_000 {
+                    let k = next_org % orgs;
+                    let oseq = (messages + next_org) as u64;
+                    tracker.published(oseq, intended, org_members[k]);
+                    expected += u64::from(org_members[k]);
+                    let body = publish_body(&format!("org:c{tag}-{k}"), &payload(oseq, intended, payload_size));
+                    let _ = queues[(seq + 1) % queues.len()].send(body);
+                    next_org += 1;
+                }
+                counters.published.fetch_add(1, Ordering::Relaxed);
+            }
+            (expected, next_org)
+        })
+    };
+    let (expected, next_org) = tokio::task::spawn_blocking(move || schedule.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("publish schedule panicked"))?;
     let sent_secs = (now_us() - start) as f64 / 1e6;
-    drop(queues);
     while workers.join_next().await.is_some() {}
     wait_deliveries(&tracker, expected, Duration::from_secs(3)).await;
     let (server_cpu, own_cpu, redis_cpu) = cpu.elapsed(&pids, redis);
