@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps cluster cluster-stop fmt lint clean
+.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench
 
 all: build
 
@@ -51,6 +51,12 @@ cluster: build
 ## cluster-stop: stop everything `make cluster` started
 cluster-stop:
 	deploy/local/cluster.sh stop
+
+## bench: release build, then Redis, roomcast and the Socket.IO / socketioxide peers on free ports and
+## the standard suite (loadtest/suite.toml, ~15 min, loads both cores); writes bench/RESULTS.md and
+## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
+bench: deps
+	bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all

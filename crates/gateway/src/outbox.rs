@@ -76,9 +76,15 @@ impl Outbox {
         }
         state.bytes += frame.len();
         state.oldest.get_or_insert(received);
+        // Only the first frame of a batch wakes the writer: a non-empty queue means a wake is
+        // already on its way, and the writer takes everything queued when it runs. Skipping the
+        // redundant wakes matters when one event goes to thousands of outboxes in a row.
+        let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
         drop(state);
-        self.wake.notify_one();
+        if was_empty {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -164,6 +170,19 @@ mod tests {
         let batch = draining.take(VecDeque::new());
         assert_eq!(batch.frames.len(), 1);
         assert_eq!(batch.close, Some(CloseReason::Shutdown));
+    }
+
+    #[tokio::test]
+    async fn a_batch_wakes_the_writer_once_and_the_next_batch_wakes_it_again() {
+        let outbox = Outbox::new(100);
+        let now = Instant::now();
+        outbox.push(frame(1), now).unwrap();
+        outbox.push(frame(1), now).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), outbox.ready()).await.unwrap();
+        assert_eq!(outbox.take(VecDeque::new()).frames.len(), 2);
+        outbox.push(frame(1), now).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), outbox.ready()).await.unwrap();
+        assert_eq!(outbox.take(VecDeque::new()).frames.len(), 1);
     }
 
     #[tokio::test]

@@ -1,18 +1,33 @@
 //! [`MessageReader`]: whole client messages out of WebSocket frames, with a size cap.
 //!
-//! fastwebsockets 0.10 caps single frames only and its fragment collector grows without bound,
-//! so fragments are reassembled here: the total is capped at `max_message_size` (over it the
-//! connection closes with 4009), text is checked for UTF-8 once complete, and binary messages
-//! or broken fragmentation close it with 4400. Auto-pong and auto-close are off: the reader
-//! never writes, the connection decides what to answer.
+//! Frames are parsed here rather than by fastwebsockets' read half, for memory: its read buffer
+//! is 8 KiB per connection, allocated up front and held for the connection's life, which was
+//! most of what an idle connection cost. This reader waits for data with a small buffer on the
+//! stack and holds a heap buffer only while a frame is incomplete or more bytes are pending, so
+//! an idle connection holds none.
 //!
-//! `read_frame` is not cancel-safe: a [`MessageReader::next`] future dropped half-way leaves
-//! the stream out of step. Callers drop it only when they abandon the connection.
+//! Checks: client frames must be masked, reserved bits clear, control frames final and at most
+//! 125 bytes, opcodes known. Fragments are reassembled with the total capped at
+//! `max_message_size` (over it the connection closes with 4009); text is checked for UTF-8 once
+//! complete; binary messages or broken fragmentation close it with 4400. The reader never writes:
+//! the connection decides what to answer to pings and closes.
+//!
+//! [`MessageReader::next`] consumes bytes only once a whole frame is buffered, so a `next`
+//! future dropped half-way (in a `select!`) loses nothing.
 
-use fastwebsockets::{OpCode, Role, WebSocketError, WebSocketRead};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::close::CloseReason;
+
+/// Bytes read at once while the connection is idle, into a buffer on the task's stack.
+const IDLE_READ: usize = 512;
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
 
 /// A message or control frame from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,51 +43,117 @@ pub enum Incoming {
 }
 
 /// Reads whole messages from the read half of a WebSocket.
+#[derive(Debug)]
 pub struct MessageReader<S> {
-    ws: WebSocketRead<S>,
+    stream: S,
     cap: usize,
+    /// Bytes read and not yet consumed; empty (no allocation) between messages.
+    buf: Vec<u8>,
     partial: Option<Vec<u8>>,
 }
 
-impl<S> std::fmt::Debug for MessageReader<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MessageReader").field("cap", &self.cap).finish_non_exhaustive()
-    }
+/// One parsed frame header.
+struct Header {
+    fin: bool,
+    opcode: u8,
+    mask: [u8; 4],
+    /// Header length, payload length.
+    len: (usize, usize),
 }
 
 impl<S: AsyncRead + Unpin> MessageReader<S> {
     /// A reader of messages up to `cap` bytes from `stream`, the server side of a socket.
     pub fn new(stream: S, cap: usize) -> Self {
-        // The write half given here is never used: with auto-pong and auto-close off,
-        // read_frame has nothing to send.
-        let (mut ws, _unused) = fastwebsockets::after_handshake_split(stream, Discard, Role::Server);
-        ws.set_auto_close(false);
-        ws.set_auto_pong(false);
-        // The library refuses a frame when `len >= max`; a message of exactly `cap` is allowed.
-        ws.set_max_message_size(cap + 1);
-        Self { ws, cap, partial: None }
+        Self { stream, cap, buf: Vec::new(), partial: None }
+    }
+
+    /// Reads until at least `need` bytes are buffered.
+    async fn fill(&mut self, need: usize) -> Result<(), CloseReason> {
+        while self.buf.len() < need {
+            let n = if self.buf.is_empty() {
+                let mut first = [0u8; IDLE_READ];
+                let n = self.stream.read(&mut first).await.map_err(|_| CloseReason::ConnectionLost)?;
+                self.buf.extend_from_slice(&first[..n]);
+                n
+            } else {
+                self.buf.reserve(need - self.buf.len());
+                self.stream.read_buf(&mut self.buf).await.map_err(|_| CloseReason::ConnectionLost)?
+            };
+            if n == 0 {
+                return Err(CloseReason::ConnectionLost);
+            }
+        }
+        Ok(())
+    }
+
+    async fn header(&mut self) -> Result<Header, CloseReason> {
+        self.fill(2).await?;
+        let (b0, b1) = (self.buf[0], self.buf[1]);
+        if b0 & 0x70 != 0 || b1 & 0x80 == 0 {
+            // Reserved bits without an extension, or an unmasked client frame.
+            return Err(CloseReason::ProtocolViolation);
+        }
+        let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
+        let extended = match b1 & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        self.fill(2 + extended + 4).await?;
+        let len = match extended {
+            2 => u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+            8 => u64::from_be_bytes(self.buf[2..10].try_into().expect("8 bytes")),
+            _ => u64::from(b1 & 0x7f),
+        };
+        if opcode >= OP_CLOSE && (!fin || len > 125) {
+            return Err(CloseReason::ProtocolViolation);
+        }
+        if !matches!(opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG) {
+            return Err(CloseReason::ProtocolViolation);
+        }
+        let len = usize::try_from(len).ok().filter(|&l| l <= self.cap).ok_or(CloseReason::TooLarge)?;
+        let at = 2 + extended;
+        let mask = [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]];
+        Ok(Header { fin, opcode, mask, len: (at + 4, len) })
+    }
+
+    /// The next whole frame: its header and unmasked payload.
+    async fn frame(&mut self) -> Result<(Header, Vec<u8>), CloseReason> {
+        let header = self.header().await?;
+        let (head, len) = header.len;
+        self.fill(head + len).await?;
+        let payload: Vec<u8> =
+            self.buf[head..head + len].iter().enumerate().map(|(i, b)| b ^ header.mask[i % 4]).collect();
+        if self.buf.len() == head + len {
+            // Give the buffer back: an idle connection holds no read buffer.
+            self.buf = Vec::new();
+        } else {
+            self.buf.drain(..head + len);
+        }
+        Ok((header, payload))
     }
 
     /// The next message, or why the connection must close.
     pub async fn next(&mut self) -> Result<Incoming, CloseReason> {
         loop {
-            let frame =
-                self.ws.read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) }).await.map_err(close_reason)?;
+            let (frame, payload) = self.frame().await?;
             match frame.opcode {
-                OpCode::Text if self.partial.is_some() => {
-                    return Err(CloseReason::ProtocolViolation);
+                OP_TEXT if self.partial.is_some() => return Err(CloseReason::ProtocolViolation),
+                OP_TEXT if frame.fin => {
+                    if std::str::from_utf8(&payload).is_err() {
+                        return Err(CloseReason::ProtocolViolation);
+                    }
+                    return Ok(Incoming::Text(payload));
                 }
-                // read_frame has already checked UTF-8 of a final frame.
-                OpCode::Text if frame.fin => return Ok(Incoming::Text(frame.payload.to_vec())),
-                OpCode::Text => self.partial = Some(frame.payload.to_vec()),
-                OpCode::Continuation => {
+                OP_TEXT => self.partial = Some(payload),
+                OP_CONTINUATION => {
                     let Some(partial) = self.partial.as_mut() else {
                         return Err(CloseReason::ProtocolViolation);
                     };
-                    if partial.len() + frame.payload.len() > self.cap {
+                    if partial.len() + payload.len() > self.cap {
                         return Err(CloseReason::TooLarge);
                     }
-                    partial.extend_from_slice(&frame.payload);
+                    partial.extend_from_slice(&payload);
                     if frame.fin {
                         let text = self.partial.take().unwrap_or_default();
                         if std::str::from_utf8(&text).is_err() {
@@ -81,53 +162,15 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                         return Ok(Incoming::Text(text));
                     }
                 }
-                OpCode::Binary => return Err(CloseReason::ProtocolViolation),
-                OpCode::Close => {
-                    let code =
-                        (frame.payload.len() >= 2).then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
+                OP_CLOSE => {
+                    let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                     return Ok(Incoming::Close(code));
                 }
-                OpCode::Ping => return Ok(Incoming::Ping(frame.payload.to_vec())),
-                OpCode::Pong => return Ok(Incoming::Pong),
+                OP_PING => return Ok(Incoming::Ping(payload)),
+                OP_PONG => return Ok(Incoming::Pong),
+                _ => return Err(CloseReason::ProtocolViolation),
             }
         }
-    }
-}
-
-fn close_reason(e: WebSocketError) -> CloseReason {
-    match e {
-        WebSocketError::FrameTooLarge => CloseReason::TooLarge,
-        WebSocketError::UnexpectedEOF
-        | WebSocketError::ConnectionClosed
-        | WebSocketError::IoError(_)
-        | WebSocketError::SendError(_) => CloseReason::ConnectionLost,
-        _ => CloseReason::ProtocolViolation,
-    }
-}
-
-/// A write half that accepts and drops everything; the reader's split partner.
-#[derive(Debug)]
-struct Discard;
-
-impl AsyncWrite for Discard {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The writer task: drains a connection's outbox to its socket, one write per batch.
 //!
-//! Every frame waiting in the outbox is copied into one reused buffer and written with one
-//! `write_all`, so a burst of events costs one syscall, not one per frame. Pings go out on the
+//! Every frame waiting in the outbox is copied into one buffer and written with one `write_all`,
+//! so a burst of events costs one syscall, not one per frame; a lone frame is written from its
+//! shared bytes without a copy. The buffer lives only for one batch: an idle connection holds
+//! no write buffer at all, which is most of what a connection costs in memory. Pings go out on the
 //! node's interval. When the connection closes, frames still queued (unless the reason drops
 //! them) and then the close frame are written; all of that must finish within
 //! [`CLOSE_DEADLINE`] of the close request, or the socket is dropped unfinished.
@@ -20,14 +22,10 @@ use crate::wire;
 /// Time a closing connection gets to write what it still owes, close frame included.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Buffer capacity kept between batches; a larger batch grows it, and it shrinks back after.
-const KEEP_BUFFER: usize = 64 * 1024;
-
 /// Writes the outbox of `conn` to `io` until the connection closes or the socket fails.
 pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, ping_interval: Duration) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut buf = Vec::with_capacity(KEEP_BUFFER);
     let mut spare = VecDeque::new();
     let mut close_deadline = None;
     loop {
@@ -39,24 +37,36 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, 
             _ = ping.tick() => send_ping = true,
         }
         let mut batch = conn.outbox.take(spare);
-        buf.clear();
-        if buf.capacity() > 4 * KEEP_BUFFER {
-            buf.shrink_to(KEEP_BUFFER);
-        }
         let frames = batch.frames.len();
-        for frame in batch.frames.drain(..) {
-            buf.extend_from_slice(&frame);
-        }
+        let queued_bytes: usize = batch.frames.iter().map(|f| f.len()).sum();
+        let ping_frame = send_ping.then(|| wire::ping(b""));
+        let close = match &batch.close {
+            Some(reason) => {
+                let Some(code) = reason.code() else { return };
+                close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_DEADLINE);
+                Some(wire::close(code, reason.label()))
+            }
+            None => None,
+        };
+        let extra = ping_frame.iter().chain(close.iter());
+        let lone = match (frames, extra.clone().count()) {
+            (1, 0) => batch.frames.pop_front(),
+            (0, 1) => extra.clone().next().cloned(),
+            _ => None,
+        };
+        // Allocated per batch (malloc is cheap next to the syscall), so nothing stays behind.
+        let buf: bytes::Bytes = match lone {
+            Some(frame) => frame,
+            None => {
+                let mut buf = Vec::with_capacity(queued_bytes + extra.clone().map(|f| f.len()).sum::<usize>());
+                for frame in batch.frames.drain(..).chain(extra.cloned()) {
+                    buf.extend_from_slice(&frame);
+                }
+                buf.into()
+            }
+        };
+        batch.frames.clear();
         spare = batch.frames;
-        let queued_bytes = buf.len();
-        if send_ping {
-            buf.extend_from_slice(&wire::ping(b""));
-        }
-        if let Some(reason) = &batch.close {
-            let Some(code) = reason.code() else { return };
-            buf.extend_from_slice(&wire::close(code, reason.label()));
-            close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_DEADLINE);
-        }
         if buf.is_empty() {
             continue;
         }

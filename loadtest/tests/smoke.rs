@@ -1,0 +1,74 @@
+//! Smoke test: tiny runs of every single-node scenario against an in-process roomcast node.
+
+use std::sync::Arc;
+
+use roomcast_gateway::{Config, Server};
+use roomcast_loadtest::scenario::broadcast::BroadcastParams;
+use roomcast_loadtest::scenario::chat::ChatParams;
+use roomcast_loadtest::scenario::connect::ConnectParams;
+use roomcast_loadtest::scenario::idle::IdleParams;
+use roomcast_loadtest::suite::{Run, run_one};
+use roomcast_loadtest::target::{Node, Protocol, Target};
+
+async fn node() -> Target {
+    let mut config = Config::with_secret("smoke");
+    config.api_key = Some("key".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config).await.unwrap();
+    let _node = Arc::clone(server.node());
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    Target {
+        name: "roomcast".into(),
+        protocol: Protocol::Roomcast,
+        secret: "smoke".into(),
+        api_key: Some("key".into()),
+        es256_key: None,
+        single: Node { addr, pid: Some(std::process::id()) },
+        cluster: vec![],
+        es256: None,
+        redis_pid: None,
+    }
+}
+
+fn figure(results: &[roomcast_loadtest::report::ScenarioResult], name: &str) -> f64 {
+    results[0].value(name).unwrap_or_else(|| panic!("no figure {name:?} in {results:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_against_a_real_node_without_losses() {
+    let target = node().await;
+
+    let run =
+        Run::Broadcast(BroadcastParams { subscribers: 20, payload: 100, publishes: 10, rate: 0.0, concurrency: 8 });
+    let r = run_one(&run, &target).await.unwrap();
+    assert_eq!(figure(&r, "lost"), 0.0);
+    assert_eq!(figure(&r, "duplicated"), 0.0);
+    assert_eq!(r[0].latency.as_ref().unwrap().count, 200, "20 subscribers × 10 publishes: {r:?}");
+
+    let chat = ChatParams {
+        users: 30,
+        dialogs: 10,
+        orgs: 2,
+        rate: 200.0,
+        duration_secs: 1,
+        churn_rate: 20.0,
+        publishers: 2,
+        ..ChatParams::default()
+    };
+    let r = run_one(&Run::Chat(chat), &target).await.unwrap();
+    assert_eq!((figure(&r, "lost"), figure(&r, "duplicated"), figure(&r, "publish errors")), (0.0, 0.0, 0.0));
+    assert!(figure(&r, "deliveries per second") > 0.0);
+
+    let r =
+        run_one(&Run::Connect(ConnectParams { connections: 40, concurrency: 8, ..ConnectParams::default() }), &target)
+            .await
+            .unwrap();
+    assert_eq!(figure(&r, "failed"), 0.0);
+    assert_eq!(r[0].latency.as_ref().unwrap().count, 40);
+
+    let r =
+        run_one(&Run::Idle(IdleParams { steps: vec![10, 30], hold_secs: 0, concurrency: 8 }), &target).await.unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1].value("connections held"), Some(30.0));
+}
