@@ -82,6 +82,9 @@ pub enum JoinOutcome {
     Joined,
     /// [`Access::Member`] and the user is not in the member set.
     NotMember,
+    /// The connection lost the room before the join finished: its user was removed from the
+    /// member set after the check (it got `left` `removed`), or the connection is closing.
+    Left,
 }
 
 /// An event to publish.

@@ -132,12 +132,15 @@ impl RedisBroker {
         let reply =
             JoinReply { position: Position { offset: history.offset, epoch: history.epoch.clone() }, recovered };
         let catch_up = CatchUp { offset: history.offset, epoch: &history.epoch, recovered: &events };
-        let finished = registry.finish_catch_up(room, conn, catch_up, || on_joined(&reply));
-        if let Some(((), delivery)) = finished {
-            crate::metrics::events_recovered("since", events.len());
-            self.fanout.settle(room, delivery);
+        match registry.finish_catch_up(room, conn, catch_up, || on_joined(&reply)) {
+            Some(((), delivery)) => {
+                crate::metrics::events_recovered("since", events.len());
+                self.fanout.settle(room, delivery);
+                Ok(JoinOutcome::Joined)
+            }
+            // Removed while the read was in flight: the subscribe still gets its one reply.
+            None => Ok(JoinOutcome::Left),
         }
-        Ok(JoinOutcome::Joined)
     }
 
     pub(super) async fn hold(

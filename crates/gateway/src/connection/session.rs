@@ -158,6 +158,9 @@ impl Session {
                 ErrorCode::Forbidden,
                 format!("{user} is not a member of {room} and gave no subscription token"),
             )),
+            Ok(JoinOutcome::Left) => {
+                Err(refuse(ErrorCode::Forbidden, format!("{user} was removed from {room} while subscribing")))
+            }
             Err(e) => Err(refuse(ErrorCode::Internal, e.to_string())),
         }
     }
