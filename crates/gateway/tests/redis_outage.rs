@@ -1,6 +1,7 @@
 //! Redis killed and restarted (without persistence) under a node: clients stay connected,
-//! /readyz goes false then true, publishes during the outage fail with 503, members are told to
-//! resubscribe because the room's history is gone, and events after the restart arrive.
+//! /readyz goes false then true, publishes during the outage fail with 503, subscribes get
+//! `internal` and new connections are closed with 1012, members are told to resubscribe because the
+//! room's history is gone, and events after the restart arrive.
 
 mod common;
 
@@ -27,7 +28,16 @@ async fn the_node_survives_a_redis_restart_and_resubscribes() {
     let (status, reply) = gw.api("publish", &json!({"room": "dialog:9", "event": "lost"})).await;
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"], "unavailable");
+    // A subscribe cannot read the room's position: `internal`, and a failed second subscribe
+    // to a room the connection is in keeps it in the room (the `left` below proves it).
+    let reply = client.request(json!({"type": "subscribe", "id": 5, "room": "user:u1"})).await;
+    assert_eq!((reply["type"].as_str(), reply["id"].as_u64()), (Some("error"), Some(5)), "{reply}");
+    assert_eq!(reply["code"], "internal", "{reply}");
     client.roundtrip().await;
+    // A new connection cannot join its own room: close 1012 (reconnect later), no `connected`.
+    let mut late = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u2", None))).await;
+    let (code, frames) = late.recv_close().await;
+    assert_eq!((code, frames.len()), (1012, 0), "{frames:?}");
 
     redis.restart();
     eventually("/readyz to recover", async || gw.get("/readyz").await.0 == 200).await;

@@ -119,8 +119,16 @@ impl RedisBroker {
                 return Ok(JoinOutcome::NotMember);
             }
             Err(e) => {
-                // A join that cannot learn its position does not stay half done.
-                conn.leave(room);
+                // A join that cannot learn its position does not stay half done: a new member
+                // leaves, one already in the room keeps its own position.
+                match registry.abort_catch_up(room, conn) {
+                    Some(delivery) => {
+                        self.fanout.settle(room, delivery);
+                    }
+                    None => {
+                        conn.leave(room);
+                    }
+                }
                 return Err(from_publisher(e));
             }
         };

@@ -237,6 +237,20 @@ impl RoomRegistry {
         Some((result, out))
     }
 
+    /// Ends a catch-up whose position could not be read. A member that was positioned before
+    /// (a second `subscribe` to a room it is in) goes on from its own position and gets the
+    /// held events after it; returns `None` for a new member, which the caller removes.
+    pub fn abort_catch_up(&self, room: &RoomName, conn: &ConnectionHandle) -> Option<Delivery> {
+        let (floor, epoch) = {
+            let shard = self.shard(room);
+            let member = shard.get(room)?.members.get(&conn.id)?;
+            (member.floor, Arc::clone(member.epoch.as_ref()?))
+        };
+        // Between the two locks events are still held for the member, so none is lost.
+        let catch_up = CatchUp { offset: floor, epoch: &epoch, recovered: &[] };
+        self.finish_catch_up(room, conn, catch_up, || ()).map(|((), delivery)| delivery)
+    }
+
     /// Delivers one event of a room's sequence to its members (see `sequence.rs`).
     pub fn broadcast_event(&self, room: &RoomName, e: EventRef<'_>) -> Delivery {
         let mut out = Delivery::default();

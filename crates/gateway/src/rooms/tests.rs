@@ -236,3 +236,23 @@ fn a_member_catching_up_from_behind_gets_events_the_cursor_already_passed() {
     assert_eq!(received(&ahead), ["6"]);
     assert_eq!(received(&behind), ["5", "6"]);
 }
+
+#[test]
+fn an_aborted_catch_up_keeps_a_positioned_member_and_drops_a_new_one() {
+    let registry = RoomRegistry::new();
+    let r = room("user:u1");
+    let (member, newcomer) = (conn(1, "u1"), conn(2, "u1"));
+    let _a = registry.join_at(&r, &member, 2, "E", || ()).0.unwrap();
+    send(&registry, &r, 3, "E");
+    // A second subscribe to the room it is in, whose read then fails.
+    assert!(registry.begin_catch_up(&r, &member).is_none(), "already a member");
+    let _b = registry.begin_catch_up(&r, &newcomer).unwrap();
+    send(&registry, &r, 4, "E");
+    assert_eq!(received(&member), ["3"], "4 is held");
+
+    assert!(registry.abort_catch_up(&r, &newcomer).is_none(), "a new member has no position to go on from");
+    let delivery = registry.abort_catch_up(&r, &member).expect("the member goes on");
+    assert!(delivery.evicted.is_empty());
+    send(&registry, &r, 5, "E");
+    assert_eq!(received(&member), ["4", "5"], "held events after its own position, then live ones");
+}
