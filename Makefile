@@ -53,7 +53,7 @@ cluster-stop:
 	deploy/local/cluster.sh stop
 
 ## bench: release build, then Redis, roomcast and the Socket.IO / socketioxide peers on free ports and
-## the standard suite (loadtest/suite.toml, ~15 min, loads both cores); writes bench/RESULTS.md and
+## the standard suite (loadtest/suite.toml; ~14 min with a cold build, ~7 min warm; loads both cores); writes bench/RESULTS.md and
 ## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
 bench: deps
 	bench/run.sh
