@@ -33,19 +33,8 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
-/// Where a published event landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    /// The event's offset in the room.
-    pub offset: u64,
-    /// The room's epoch.
-    pub epoch: String,
-    /// The message id (given or made).
-    pub id: String,
-    /// The id was published to the room within the dedup window: nothing was delivered again
-    /// and `offset`/`epoch` are the first publish's.
-    pub duplicate: bool,
-}
+/// Where a published event landed: the same answer whichever broker (or the crate) published.
+pub use roomcast_publisher::Published;
 
 /// Where a subscribing member's position comes from.
 #[derive(Debug, Clone, Copy)]

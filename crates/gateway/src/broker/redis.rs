@@ -67,13 +67,7 @@ impl RedisBroker {
         if let Some(user) = p.exclude_user {
             event = event.exclude_user(user);
         }
-        let published = self.publisher.publish(event).await.map_err(from_publisher)?;
-        Ok(Published {
-            offset: published.offset,
-            epoch: published.epoch,
-            id: published.id,
-            duplicate: published.duplicate,
-        })
+        self.publisher.publish(event).await.map_err(from_publisher)
     }
 
     pub(super) async fn join(
