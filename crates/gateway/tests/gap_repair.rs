@@ -4,38 +4,11 @@
 
 mod common;
 
-use common::TestGateway;
-use prost::Message;
+use common::{TestGateway, lose_one};
 use roomcast_gateway::config::BrokerConfig;
-use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 use roomcast_publisher::{Event, Publisher, Target};
 use roomcast_testkit::RedisServer;
 use serde_json::json;
-
-/// Appends an event to the room's history and offset without publishing it: what a node sees
-/// when pub/sub drops a message.
-fn lose_one(redis: &RedisServer, room: &str, epoch: &str, keep_in_history: bool) -> u64 {
-    let mut c = redis.connection().unwrap();
-    let offset: u64 = redis::cmd("HINCRBY").arg(format!("{{{room}}}:pos")).arg("offset").arg(1).query(&mut c).unwrap();
-    if keep_in_history {
-        let body = Body::Event(envelope::Event {
-            event: "lost".into(),
-            data: b"{\"n\":1}".to_vec().into(),
-            id: "lost-1".into(),
-            ..Default::default()
-        });
-        let envelope =
-            Envelope { room: room.into(), offset, epoch: epoch.into(), body: Some(body), ..Default::default() };
-        let _: String = redis::cmd("XADD")
-            .arg(format!("{{{room}}}:history"))
-            .arg(format!("{offset}-0"))
-            .arg("e")
-            .arg(envelope.encode_to_vec())
-            .query(&mut c)
-            .unwrap();
-    }
-    offset
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_lost_on_pub_sub_is_repaired_from_history() {

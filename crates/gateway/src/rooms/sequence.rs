@@ -149,7 +149,17 @@ impl Room {
                 }
                 cursor.offset = e.offset;
             }
-            _ => self.cursor = Some(Cursor { offset: e.offset, epoch: Arc::from(e.epoch) }),
+            _ => {
+                // The room's first event here (or of a new epoch): its members were positioned
+                // by reads made after the node subscribed, so every event past the lowest of
+                // them comes on the channel, and a jump past it is a loss too.
+                if detect_gaps && let Some(from) = self.lowest_position(e.epoch).filter(|c| e.offset > c.offset + 1) {
+                    out.gap = Some(from);
+                    self.repair = Some(Repair { held: vec![hold()], overflowed: false });
+                    return;
+                }
+                self.cursor = Some(Cursor { offset: e.offset, epoch: Arc::from(e.epoch) });
+            }
         }
         let mut broken = Vec::new();
         for (id, member) in &mut self.members {
@@ -191,6 +201,13 @@ impl Room {
                 pending.push(hold());
             }
         }
+    }
+
+    /// The lowest position of a member in `epoch`: where this node's delivery must go on from
+    /// when the room has no cursor yet.
+    pub(super) fn lowest_position(&self, epoch: &str) -> Option<Cursor> {
+        let member = self.members.values().filter(|m| m.epoch.as_deref() == Some(epoch)).min_by_key(|m| m.floor)?;
+        Some(Cursor { offset: member.floor, epoch: Arc::clone(member.epoch.as_ref()?) })
     }
 
     /// Removes every member that is not catching up (their continuity cannot be repaired).

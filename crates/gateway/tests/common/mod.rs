@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use prost::Message as _;
 use roomcast_gateway::auth::{mint_hs256, unix_now};
 use roomcast_gateway::{Config, Server};
+use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -323,4 +325,29 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Appends an event to the room's history and offset without publishing it: what a node sees
+/// when pub/sub drops a message.
+pub fn lose_one(redis: &roomcast_testkit::RedisServer, room: &str, epoch: &str, keep_in_history: bool) -> u64 {
+    let mut c = redis.connection().unwrap();
+    let offset: u64 = redis::cmd("HINCRBY").arg(format!("{{{room}}}:pos")).arg("offset").arg(1).query(&mut c).unwrap();
+    if keep_in_history {
+        let body = Body::Event(envelope::Event {
+            event: "lost".into(),
+            data: b"{\"n\":1}".to_vec().into(),
+            id: "lost-1".into(),
+            ..Default::default()
+        });
+        let envelope =
+            Envelope { room: room.into(), offset, epoch: epoch.into(), body: Some(body), ..Default::default() };
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{{{room}}}:history"))
+            .arg(format!("{offset}-0"))
+            .arg("e")
+            .arg(envelope.encode_to_vec())
+            .query(&mut c)
+            .unwrap();
+    }
+    offset
 }
