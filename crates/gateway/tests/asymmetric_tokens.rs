@@ -64,8 +64,10 @@ async fn each_public_key_algorithm_accepts_its_own_tokens_only() {
                 "{other_alg:?} token on a {alg:?} node"
             );
         }
-        // HS256 keyed with the public key's own bytes: accepted by a verifier that lets the
-        // token choose its algorithm.
+        // HS256 keyed with the public key's own bytes (the algorithm-confusion attack). The
+        // node pins the key's algorithm; jsonwebtoken would also refuse an HMAC check with an
+        // asymmetric key, so this guards against a regression rather than proving the pin,
+        // which `bad_tokens.rs` (`alg: none`) does.
         let public_pem = std::fs::read_to_string(key_path(public)).unwrap();
         let confused = roomcast_gateway::auth::mint_hs256(&public_pem, &json!({"sub": "u1", "exp": unix_now() + 60}));
         assert_eq!(outcome(&gw, &confused).await, 4003, "HS256 keyed with the {alg:?} public key");

@@ -276,11 +276,7 @@ impl RoomRegistry {
         }
         let from = match &entry.cursor {
             Some(cursor) => cursor.clone(),
-            None => entry
-                .members
-                .values()
-                .filter_map(|m| m.epoch.as_ref().map(|epoch| Cursor { offset: m.floor, epoch: Arc::clone(epoch) }))
-                .min_by_key(|c| c.offset)?,
+            None => entry.lowest_position(None)?,
         };
         entry.repair = Some(Repair::default());
         Some(from)

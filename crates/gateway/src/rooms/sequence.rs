@@ -153,7 +153,9 @@ impl Room {
                 // The room's first event here (or of a new epoch): its members were positioned
                 // by reads made after the node subscribed, so every event past the lowest of
                 // them comes on the channel, and a jump past it is a loss too.
-                if detect_gaps && let Some(from) = self.lowest_position(e.epoch).filter(|c| e.offset > c.offset + 1) {
+                if detect_gaps
+                    && let Some(from) = self.lowest_position(Some(e.epoch)).filter(|c| e.offset > c.offset + 1)
+                {
                     out.gap = Some(from);
                     self.repair = Some(Repair { held: vec![hold()], overflowed: false });
                     return;
@@ -203,10 +205,14 @@ impl Room {
         }
     }
 
-    /// The lowest position of a member in `epoch`: where this node's delivery must go on from
-    /// when the room has no cursor yet.
-    pub(super) fn lowest_position(&self, epoch: &str) -> Option<Cursor> {
-        let member = self.members.values().filter(|m| m.epoch.as_deref() == Some(epoch)).min_by_key(|m| m.floor)?;
+    /// The lowest position of a positioned member (in `epoch`, when given): where this node's
+    /// delivery must go on from when the room has no cursor yet.
+    pub(super) fn lowest_position(&self, epoch: Option<&str>) -> Option<Cursor> {
+        let member = self
+            .members
+            .values()
+            .filter(|m| m.epoch.is_some() && epoch.is_none_or(|e| m.epoch.as_deref() == Some(e)))
+            .min_by_key(|m| m.floor)?;
         Some(Cursor { offset: member.floor, epoch: Arc::clone(member.epoch.as_ref()?) })
     }
 
