@@ -43,3 +43,21 @@ async fn a_connection_without_org_is_in_its_user_room_only() {
     let mut client = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u9", None))).await;
     assert_eq!(client.recv().await["rooms"], json!(["user:u9"]));
 }
+
+#[tokio::test]
+async fn connected_names_the_position_of_each_auto_joined_room() {
+    let gw = TestGateway::start().await;
+    gw.publish(json!({"room": "user:u1", "event": "before"})).await;
+    gw.publish(json!({"room": "user:u1", "event": "before"})).await;
+    let mut client = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u1", Some("o1")))).await;
+    let connected = client.recv().await;
+    let positions = &connected["positions"];
+    assert_eq!(positions["user:u1"]["offset"], 2, "{connected}");
+    assert_eq!(positions["org:o1"]["offset"], 0, "{connected}");
+    let epoch = positions["user:u1"]["epoch"].as_str().expect("an epoch").to_owned();
+
+    // The next event follows the position exactly, in the same epoch.
+    gw.publish(json!({"room": "user:u1", "event": "after"})).await;
+    let event = client.recv().await;
+    assert_eq!((event["offset"].as_u64(), event["epoch"].as_str()), (Some(3), Some(epoch.as_str())), "{event}");
+}

@@ -122,3 +122,23 @@ async fn an_event_published_right_after_connected_reaches_the_connection() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_positions_are_the_rooms_positions_in_redis() {
+    // A client that connects to node a after events were published through node b gets, in
+    // `connected`, the room's position in Redis: the next event follows it, in the same epoch.
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    for _ in 0..3 {
+        b.publish(json!({"room": "user:p1", "event": "before"})).await;
+    }
+    let mut c = a.connect_url(&format!("{}?token={}", a.ws_url(), a.token("p1", Some("po")))).await;
+    let connected = c.recv().await;
+    let user = &connected["positions"]["user:p1"];
+    assert_eq!(user["offset"], 3, "{connected}");
+    assert_eq!(connected["positions"]["org:po"]["offset"], 0, "{connected}");
+    let published = b.publish(json!({"room": "user:p1", "event": "after"})).await;
+    assert_eq!(published["epoch"], user["epoch"], "{published} {connected}");
+    let event = c.recv().await;
+    assert_eq!((event["event"].as_str(), event["offset"].as_u64()), (Some("after"), Some(4)), "{event}");
+}

@@ -5,6 +5,8 @@
 //! implement `Serialize` and `Deserialize`. The gateway's hot path encodes `event` frames with
 //! [`encode_event`], once per event per node, and hands the same bytes to every member.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -199,6 +201,9 @@ pub enum ServerFrame {
         org: Option<String>,
         /// Rooms joined automatically.
         rooms: Vec<String>,
+        /// The current position of each room in `rooms`: where a client's `since` for it starts.
+        #[serde(default)]
+        positions: BTreeMap<String, Position>,
         /// Token expiry, Unix seconds.
         expires_at: u64,
         /// Interval of server pings, in milliseconds.

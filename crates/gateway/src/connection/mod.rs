@@ -101,6 +101,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
                 user: claims.sub.clone(),
                 org: claims.org.clone(),
                 rooms: rooms.iter().flatten().map(ToString::to_string).collect(),
+                positions: held.iter().filter_map(|(room, known)| Some((room.to_string(), known.clone()?))).collect(),
                 expires_at: claims.exp,
                 ping_interval_ms: node.config.ping_interval.as_millis() as u64,
             }
