@@ -3,7 +3,8 @@
 //! Every request needs `Authorization: Bearer <api key>` (401 otherwise, and always while no
 //! key is configured). A body that is not what the endpoint expects gets 400 with
 //! `{"error":"bad_request","message":...}` naming the problem, before anything is changed; a
-//! body over `max_api_body` gets 413; a broker that cannot be reached gets 503.
+//! body over `max_api_body` gets 413; a broker that cannot be reached gets 503 (retry with the
+//! same message id), any other broker failure 500. Every 5xx is logged once, with its cause.
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use roomcast_proto::{RoomKind, RoomName};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::broker::{BrokerError, Publish};
+use crate::broker::{BrokerError, Publish, causes};
 use crate::node::Node;
 
 /// Longest event name, message id or user id accepted, in bytes.
@@ -52,7 +53,13 @@ impl ApiError {
 
 impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, error: "unavailable", message: e.to_string() }
+        let (status, error) = match e {
+            BrokerError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            BrokerError::Refused(_) | BrokerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = causes(&e);
+        tracing::warn!(status = status.as_u16(), error = %message, "API request failed");
+        Self { status, error, message }
     }
 }
 
@@ -84,7 +91,7 @@ async fn publish(
             exclude_user: req.exclude_user.as_deref(),
         })
         .await?;
-    crate::metrics::event_published();
+    node.metrics.event_published();
     Ok(Json(PublishResponse { offset: published.offset, epoch: published.epoch, id: published.id }))
 }
 

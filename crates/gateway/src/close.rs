@@ -14,6 +14,11 @@ pub enum CloseReason {
     ConnectionLost,
     /// The node is shutting down or draining (1012).
     Shutdown,
+    /// The node could not reach its broker to join the connection's own rooms (1012: the
+    /// client reconnects, to another node if this one stays cut off).
+    BrokerUnavailable,
+    /// The connection's task failed (a bug; 1011). Its rooms and registration are released.
+    Internal,
     /// The token was refused at connect (4001 expired, 4003 otherwise).
     AuthFailed(AuthError),
     /// No token and no `auth` frame within the auth timeout (4003).
@@ -37,12 +42,32 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every [`Self::label`], so that each series of the close metric exists from start-up.
+    pub const LABELS: &[&str] = &[
+        "client_closed",
+        "connection_lost",
+        "shutdown",
+        "broker_unavailable",
+        "internal_error",
+        "token_expired",
+        "token_invalid",
+        "auth_timeout",
+        "forbidden",
+        "slow_consumer",
+        "too_large",
+        "too_many_connections",
+        "protocol_violation",
+        "idle_timeout",
+        "disconnected",
+    ];
+
     /// The close code to send, or `None` when the socket is already gone.
     pub fn code(&self) -> Option<u16> {
         Some(match self {
             CloseReason::ClientClosed(code) => *code,
             CloseReason::ConnectionLost => return None,
-            CloseReason::Shutdown => 1012,
+            CloseReason::Shutdown | CloseReason::BrokerUnavailable => 1012,
+            CloseReason::Internal => 1011,
             CloseReason::AuthFailed(AuthError::Expired) | CloseReason::TokenExpired => 4001,
             CloseReason::AuthFailed(AuthError::Invalid(_)) | CloseReason::AuthTimeout | CloseReason::Forbidden => 4003,
             CloseReason::SlowConsumer => 4008,
@@ -60,6 +85,8 @@ impl CloseReason {
             CloseReason::ClientClosed(_) => "client_closed",
             CloseReason::ConnectionLost => "connection_lost",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::BrokerUnavailable => "broker_unavailable",
+            CloseReason::Internal => "internal_error",
             CloseReason::AuthFailed(AuthError::Expired) => "token_expired",
             CloseReason::AuthFailed(AuthError::Invalid(_)) => "token_invalid",
             CloseReason::AuthTimeout => "auth_timeout",
@@ -97,5 +124,33 @@ mod tests {
         assert_eq!(CloseReason::TooManyConnections.code(), Some(4029));
         assert_eq!(CloseReason::ProtocolViolation.code(), Some(4400));
         assert_eq!(CloseReason::ConnectionLost.code(), None);
+        assert_eq!(CloseReason::BrokerUnavailable.code(), Some(1012));
+        assert_eq!(CloseReason::Internal.code(), Some(1011));
+    }
+
+    #[test]
+    fn every_label_is_listed() {
+        let reasons = [
+            CloseReason::ClientClosed(1000),
+            CloseReason::ConnectionLost,
+            CloseReason::Shutdown,
+            CloseReason::BrokerUnavailable,
+            CloseReason::Internal,
+            CloseReason::AuthFailed(AuthError::Expired),
+            CloseReason::AuthFailed(AuthError::Invalid(String::new())),
+            CloseReason::AuthTimeout,
+            CloseReason::TokenExpired,
+            CloseReason::Forbidden,
+            CloseReason::SlowConsumer,
+            CloseReason::TooLarge,
+            CloseReason::TooManyConnections,
+            CloseReason::ProtocolViolation,
+            CloseReason::IdleTimeout,
+            CloseReason::Disconnected(4003),
+        ];
+        for reason in &reasons {
+            assert!(CloseReason::LABELS.contains(&reason.label()), "{reason:?}");
+        }
+        assert_eq!(CloseReason::LABELS.len(), reasons.len() - 1, "token_expired is two reasons' label");
     }
 }

@@ -1,28 +1,34 @@
-//! [`Fanout`]: hands what arrives on a room's channel to the node's local members of that room.
+//! [`Fanout`]: the local side of every broker, and the brokers' one way into the room
+//! registry.
 //!
-//! Every event is checked and framed once per node: the JSON frame is built with
-//! [`encode_event`], wrapped in a WebSocket frame with [`wire::text`], and the same [`Bytes`]
-//! go to every member's outbox. A member whose outbox is full is closed with 4008 by its own
-//! handle; the loop never waits for it.
+//! What arrives for a room (a published event, an `emit`, a member removal, a disconnect) is
+//! handed to the node's local members here. Every event is checked and framed once per node:
+//! the JSON frame is built with [`encode_event`], wrapped in a WebSocket frame with
+//! [`wire::text`], and the same [`Bytes`] go to every member's outbox. A member whose outbox is
+//! full is closed with 4008 by its own [`Member`]; the loop never waits for it. Joins and
+//! repairs go through here too, so that what a delivery evicted is always announced.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use prost::Message;
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{Envelope, envelope::Body};
 use roomcast_proto::frames::{EventParts, LeftReason, ServerFrame, encode_event};
 use serde_json::value::RawValue;
 
-use bytes::Bytes;
-
 use crate::close::CloseReason;
-use crate::rooms::{Delivery, EventRef, HeldEvent, RoomRegistry};
+use crate::metrics::Metrics;
+use crate::rooms::{
+    Closed, ConnId, Cursor, Delivered, EmptyRoomHook, EventRef, GapHook, HeldEvent, JoinPosition, JoinStart, Member,
+    RoomRegistry,
+};
 use crate::wire;
 
-/// A published event as the broker hands it over.
+/// A published event as a broker hands it over.
 #[derive(Debug, Clone, Copy)]
-pub struct EventDelivery<'a> {
+pub struct PublishedEvent<'a> {
     /// Event name.
     pub event: &'a str,
     /// Event data, valid JSON.
@@ -41,52 +47,117 @@ pub struct EventDelivery<'a> {
 #[derive(Debug, Clone)]
 pub struct Fanout {
     registry: Arc<RoomRegistry>,
+    metrics: Arc<Metrics>,
 }
 
 impl Fanout {
-    /// Delivery into `registry`.
-    pub fn new(registry: Arc<RoomRegistry>) -> Self {
-        Self { registry }
+    /// Delivery into `registry`, counted in `metrics`.
+    pub fn new(registry: Arc<RoomRegistry>, metrics: Arc<Metrics>) -> Self {
+        Self { registry, metrics }
     }
 
-    /// The node's room registry.
-    pub fn registry(&self) -> &Arc<RoomRegistry> {
-        &self.registry
+    /// See [`RoomRegistry::on_empty_room`].
+    pub fn on_empty_room(&self, hook: EmptyRoomHook) {
+        self.registry.on_empty_room(hook);
+    }
+
+    /// See [`RoomRegistry::on_gap`].
+    pub fn on_gap(&self, hook: GapHook) {
+        self.registry.on_gap(hook);
+    }
+
+    /// Number of local members of `room`.
+    pub fn member_count(&self, room: &RoomName) -> usize {
+        self.registry.member_count(room)
+    }
+
+    /// See [`RoomRegistry::start_join`].
+    pub fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<JoinStart, Closed> {
+        self.registry.start_join(room, member)
+    }
+
+    /// Finishes a join (see [`RoomRegistry::finish_join`]) and announces what it evicted;
+    /// `None` when the member left meanwhile.
+    pub fn finish_join<R>(
+        &self,
+        room: &RoomName,
+        conn: ConnId,
+        at: JoinPosition<'_>,
+        then: impl FnOnce() -> R,
+    ) -> Option<R> {
+        let (result, delivered) = self.registry.finish_join(room, conn, at, then)?;
+        self.metrics.events_recovered("since", at.recovered.len());
+        self.finish_delivery(room, delivered);
+        Some(result)
+    }
+
+    /// Ends a join whose position could not be read (see [`RoomRegistry::abort_join`]).
+    pub fn abort_join(&self, room: &RoomName, conn: ConnId) {
+        let delivered = self.registry.abort_join(room, conn);
+        self.finish_delivery(room, delivered);
+    }
+
+    /// Removes `conn` from `room`; returns whether it was in it.
+    pub fn leave(&self, room: &RoomName, conn: ConnId) -> bool {
+        self.registry.leave(room, conn)
     }
 
     /// Delivers a published event to the room's local members; returns how many got it.
-    pub fn event(&self, room: &RoomName, e: EventDelivery<'_>, received: Instant) -> usize {
+    pub fn event(&self, room: &RoomName, e: PublishedEvent<'_>, received: Instant) -> usize {
         if self.registry.member_count(room) == 0 {
             return 0;
         }
         let frame = frame_of(room, &e);
         let event =
             EventRef { offset: e.offset, epoch: e.epoch, frame: &frame, exclude_user: e.exclude_user, received };
-        let delivery = self.registry.broadcast_event(room, event);
-        self.settle(room, delivery)
+        let delivered = self.registry.deliver(room, event);
+        self.finish_delivery(room, delivered)
+    }
+
+    /// Delivers one event of the room's sequence; the caller ends it with
+    /// [`Self::finish_delivery`] (for a broker that delivers under its own lock).
+    pub fn deliver(&self, room: &RoomName, e: EventRef<'_>) -> Delivered {
+        self.registry.deliver(room, e)
     }
 
     /// The WebSocket frame of a published event, encoded once for every member.
-    pub fn frame(&self, room: &RoomName, e: &EventDelivery<'_>) -> Bytes {
+    pub fn frame(&self, room: &RoomName, e: &PublishedEvent<'_>) -> Bytes {
         frame_of(room, e)
     }
 
-    /// Tells members evicted by a delivery to resubscribe, counts what was sent, and returns it.
-    pub fn settle(&self, room: &RoomName, delivery: Delivery) -> usize {
-        if !delivery.evicted.is_empty() {
+    /// Tells members a delivery evicted to resubscribe, counts what was sent, and returns it.
+    pub fn finish_delivery(&self, room: &RoomName, delivered: Delivered) -> usize {
+        if !delivered.evicted.is_empty() {
             let left = wire::text(
                 &ServerFrame::Left { room: room.as_str().to_owned(), reason: LeftReason::Resubscribe }.to_json(),
             );
-            tracing::info!(%room, members = delivery.evicted.len(), "continuity lost; members told to resubscribe");
-            for conn in &delivery.evicted {
-                // The registry already removed the member; this drops the connection's guard.
-                conn.leave(room);
-                conn.send(left.clone(), Instant::now());
+            tracing::info!(%room, members = delivered.evicted.len(), "continuity lost; members told to resubscribe");
+            for member in &delivered.evicted {
+                member.send(left.clone(), Instant::now());
             }
-            crate::metrics::resubscribe_sent(delivery.evicted.len());
+            self.metrics.resubscribe_sent(delivered.evicted.len());
         }
-        crate::metrics::event_fanned_out("event", delivery.sent);
-        delivery.sent
+        self.metrics.event_fanned_out("event", delivered.sent);
+        delivered.sent
+    }
+
+    /// Starts a repair of `room` (see [`RoomRegistry::begin_repair`]).
+    pub fn begin_repair(&self, room: &RoomName) -> Option<Cursor> {
+        self.registry.begin_repair(room)
+    }
+
+    /// Ends a repair with the events history had after the cursor, or `None` when it could not
+    /// fill the gap (members are told to resubscribe).
+    pub fn finish_repair(&self, room: &RoomName, events: Option<&[HeldEvent]>) {
+        match events {
+            Some(events) => {
+                self.metrics.gap_repair("repaired");
+                self.metrics.events_recovered("gap", events.len());
+            }
+            None => self.metrics.gap_repair("failed"),
+        }
+        let delivered = self.registry.finish_repair(room, events);
+        self.finish_delivery(room, delivered);
     }
 
     /// Turns events read from history into frames ready to deliver, dropping any that do not
@@ -98,7 +169,7 @@ impl Fanout {
             let Some(Body::Event(e)) = &envelope.body else { continue };
             let Some(data) = json(&e.data) else { continue };
             let exclude_user = Some(e.exclude_user.as_str()).filter(|u| !u.is_empty());
-            let delivery = EventDelivery {
+            let published = PublishedEvent {
                 event: &e.event,
                 data,
                 id: &e.id,
@@ -109,7 +180,7 @@ impl Fanout {
             held.push(HeldEvent {
                 offset: envelope.offset,
                 epoch: Arc::from(envelope.epoch.as_str()),
-                frame: frame_of(room, &delivery),
+                frame: frame_of(room, &published),
                 exclude_user: exclude_user.map(Arc::from),
                 received,
             });
@@ -137,7 +208,7 @@ impl Fanout {
                     tracing::warn!(%room, "dropping an event whose data is not JSON");
                     return None;
                 };
-                let delivery = EventDelivery {
+                let published = PublishedEvent {
                     event: &e.event,
                     data,
                     id: &e.id,
@@ -145,7 +216,7 @@ impl Fanout {
                     epoch: &envelope.epoch,
                     exclude_user: Some(e.exclude_user.as_str()).filter(|u| !u.is_empty()),
                 };
-                self.event(&room, delivery, received);
+                self.event(&room, published, received);
             }
             Some(Body::Emit(e)) => {
                 if let Some(data) = json(&e.data) {
@@ -175,7 +246,7 @@ impl Fanout {
             from: Some(from_user),
         });
         let sent = self.registry.broadcast(room, &wire::text(&json), received, Some(from_user));
-        crate::metrics::event_fanned_out("emit", sent);
+        self.metrics.event_fanned_out("emit", sent);
         sent
     }
 
@@ -184,9 +255,9 @@ impl Fanout {
         let left =
             wire::text(&ServerFrame::Left { room: room.as_str().to_owned(), reason: LeftReason::Removed }.to_json());
         let mut ended = 0;
-        for conn in self.registry.members(room) {
-            if users.iter().any(|u| u.as_ref() == &*conn.user) && conn.leave(room) {
-                conn.send(left.clone(), Instant::now());
+        for member in self.registry.members(room) {
+            if users.iter().any(|u| u.as_ref() == &*member.user) && self.registry.leave(room, member.id) {
+                member.send(left.clone(), Instant::now());
                 ended += 1;
             }
         }
@@ -198,16 +269,16 @@ impl Fanout {
         let Ok(room) = RoomName::user(user) else {
             return 0;
         };
-        let conns = self.registry.members(&room);
-        for conn in &conns {
-            conn.close(CloseReason::Disconnected(code));
+        let members = self.registry.members(&room);
+        for member in &members {
+            member.close(CloseReason::Disconnected(code));
         }
-        conns.len()
+        members.len()
     }
 }
 
 /// The WebSocket frame of a published event: encoded once, shared by every member.
-fn frame_of(room: &RoomName, e: &EventDelivery<'_>) -> Bytes {
+fn frame_of(room: &RoomName, e: &PublishedEvent<'_>) -> Bytes {
     wire::text(&encode_event(EventParts {
         room: room.as_str(),
         event: e.event,

@@ -2,32 +2,44 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: settings from a TOML file and `ROOMCAST_*` variables.
-//! - [`server`]: the router, serving and draining; [`node`]: the state a node shares.
-//! - [`connection`]: one WebSocket from upgrade to close (reader, session, writer, handle).
-//! - [`outbox`]: a connection's bounded send queue; [`wire`]: server frames built once.
-//! - [`rooms`]: the local room registry and membership guards.
-//! - [`fanout`]: local delivery of what arrives for a room; [`broker`]: ordering and transport.
-//! - [`api`]: `POST /api/publish`, `/api/members`, `/api/disconnect`.
-//! - [`auth`]: JWT verification; [`ratelimit`]: the `emit` token bucket; [`origin`]: the browser Origin check.
-//! - [`close`]: [`CloseReason`](close::CloseReason), every way a connection ends.
-//! - [`metrics`]: every exported metric.
+//! In the order an event's path crosses them:
+//!
+//! - [`config`]: settings from a TOML file and `ROOMCAST_*` variables; [`node`]: the state a
+//!   node shares; [`server`]: the router, serving and draining.
+//! - Connect: [`origin`] checks a browser's `Origin`; [`connection`] runs one WebSocket from
+//!   upgrade to close (its reader, session, writer and the guard that ends it).
+//! - Authenticate: [`auth`], JWT verification.
+//! - Join: [`rooms`], the registry of which connection is in which room, and each room's
+//!   ordered delivery; [`ratelimit`]: the `emit` token bucket.
+//! - Publish: [`api`], `POST /api/publish`, `/api/members`, `/api/disconnect`; [`broker`]:
+//!   where events are ordered and how they travel between nodes (embedded or Redis).
+//! - Fan-out: [`fanout`], what reaches the node handed to its local members.
+//! - Write: [`wire`], server frames built once; [`outbox`], a connection's bounded send queue.
+//! - [`close`]: [`CloseReason`](close::CloseReason), every way a connection ends; [`metrics`]:
+//!   every exported metric, per node.
 
-pub mod api;
-pub mod auth;
-pub mod broker;
-pub mod close;
 pub mod config;
-pub mod connection;
-pub mod fanout;
-pub mod metrics;
 pub mod node;
+pub mod server;
+
+pub mod connection;
 pub mod origin;
-pub mod outbox;
+
+pub mod auth;
+
 pub mod ratelimit;
 pub mod rooms;
-pub mod server;
+
+pub mod api;
+pub mod broker;
+
+pub mod fanout;
+
+pub mod outbox;
 pub mod wire;
+
+pub mod close;
+pub mod metrics;
 
 pub use config::Config;
 pub use server::Server;

@@ -1,18 +1,16 @@
 //! [`Node`]: the state one gateway node shares between its connections, its API and shutdown.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenVerifier;
 use crate::broker::Broker;
 use crate::config::{Config, ConfigError};
-use crate::connection::handle::{ConnId, ConnectionHandle};
 use crate::fanout::Fanout;
-use crate::rooms::RoomRegistry;
+use crate::metrics::Metrics;
+use crate::rooms::{ConnId, RoomRegistry};
 
 /// Everything a node's tasks share.
 #[derive(Debug)]
@@ -21,16 +19,14 @@ pub struct Node {
     pub config: Config,
     /// Verifies connection and subscription tokens.
     pub verifier: TokenVerifier,
-    /// Local room map.
+    /// The node's connections and their rooms.
     pub registry: Arc<RoomRegistry>,
     /// Where events are ordered and delivered.
     pub broker: Broker,
-    /// The Prometheus recorder's handle, rendered by `/metrics`.
-    pub metrics: PrometheusHandle,
+    /// This node's metrics (its own recorder, rendered by `/metrics`).
+    pub metrics: Arc<Metrics>,
     /// Connection tasks; shutdown waits for them (axum does not track upgraded sockets).
     pub tasks: TaskTracker,
-    // std mutex: insert and remove only, never held across `.await`.
-    live: Mutex<HashMap<ConnId, Arc<ConnectionHandle>>>,
     next_id: AtomicU64,
     sockets: AtomicUsize,
     draining: AtomicBool,
@@ -48,9 +44,9 @@ impl Node {
     /// Builds the node's state from a checked configuration; in Redis mode, connects to Redis.
     pub async fn new(config: Config) -> Result<Arc<Self>, ConfigError> {
         let verifier = TokenVerifier::new(&config.jwt)?;
-        let metrics = crate::metrics::install(&config.node_id);
-        let registry = RoomRegistry::new();
-        let broker = Broker::connect(&config, Fanout::new(Arc::clone(&registry))).await?;
+        let metrics = Arc::new(Metrics::new(&config.node_id));
+        let registry = RoomRegistry::new(Arc::clone(&metrics));
+        let broker = Broker::connect(&config, Fanout::new(Arc::clone(&registry), Arc::clone(&metrics))).await?;
         Ok(Arc::new(Self {
             config,
             verifier,
@@ -58,7 +54,6 @@ impl Node {
             broker,
             metrics,
             tasks: TaskTracker::new(),
-            live: Mutex::default(),
             next_id: AtomicU64::new(1),
             sockets: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -76,21 +71,6 @@ impl Node {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Records an authenticated connection, for drain.
-    pub fn register(&self, conn: &Arc<ConnectionHandle>) {
-        self.lock_live().insert(conn.id, Arc::clone(conn));
-    }
-
-    /// Forgets a connection that ended.
-    pub fn unregister(&self, id: ConnId) {
-        self.lock_live().remove(&id);
-    }
-
-    /// A snapshot of every authenticated connection.
-    pub fn live_connections(&self) -> Vec<Arc<ConnectionHandle>> {
-        self.lock_live().values().cloned().collect()
-    }
-
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
@@ -99,15 +79,6 @@ impl Node {
     /// Marks the node as draining: `/readyz` fails and new sockets are refused.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
-    }
-
-    /// Whether the node should get traffic.
-    pub fn is_ready(&self) -> bool {
-        !self.is_draining() && self.broker.is_ready()
-    }
-
-    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<ConnectionHandle>>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

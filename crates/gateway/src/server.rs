@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
 use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
 use crate::node::Node;
 
 /// Time connection tasks get after the last 1012 before shutdown stops waiting for them.
@@ -48,7 +49,7 @@ impl Server {
     /// Serves on `listener` until `shutdown` resolves, then drains and returns.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let node = self.node;
-        let upkeep = tokio::spawn(crate::metrics::upkeep(node.metrics.clone()));
+        let upkeep = tokio::spawn(Metrics::upkeep(node.metrics.handle()));
         let stop = CancellationToken::new();
         // Without TCP_NODELAY, Nagle holds a small frame back until the previous one is acked,
         // and a client's delayed ACK turns that into up to 40 ms of added latency. Frames are
@@ -64,7 +65,7 @@ impl Server {
         let http = tokio::spawn(http);
 
         shutdown.await;
-        let live = node.live_connections().len();
+        let live = node.registry.connection_count();
         tracing::info!(connections = live, window_ms = node.config.drain_window.as_millis() as u64, "draining");
         // Keep answering HTTP while clients drain, so load balancers see /readyz fail (503)
         // rather than a refused connection; /ws answers 503 meanwhile.
@@ -142,7 +143,7 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     // Sampled here rather than on every change: the scrape is when the value matters.
-    crate::metrics::broker_up(node.broker.is_ready());
+    node.metrics.broker_up(node.broker.is_ready());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render()).into_response()
 }
 
@@ -151,7 +152,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 async fn drain(node: &Node) {
     let window = node.config.drain_window;
     let start = Instant::now();
-    let conns = node.live_connections();
+    let conns = node.registry.connections();
     let count = conns.len() as u32;
     for (i, conn) in (0u32..).zip(&conns) {
         let at = start + window.mul_f64(f64::from(i) / f64::from(count.max(1)));
@@ -166,7 +167,7 @@ async fn drain(node: &Node) {
     node.tasks.close();
     let deadline = Instant::now() + DRAIN_GRACE;
     loop {
-        for conn in node.live_connections() {
+        for conn in node.registry.connections() {
             conn.close(CloseReason::Shutdown);
         }
         if tokio::time::timeout(Duration::from_millis(100), node.tasks.wait()).await.is_ok() {

@@ -61,8 +61,3 @@ pub struct Published {
     /// and `offset`/`epoch` are the first publish's.
     pub duplicate: bool,
 }
-
-/// A message id for an event published without one: 128 random bits in hex.
-pub fn new_message_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}

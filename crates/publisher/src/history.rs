@@ -34,7 +34,7 @@ impl History {
     /// Parses the HISTORY script's reply: `{offset, epoch, member, envelope...}`; `None` when
     /// the user checked is not a member.
     pub(crate) fn from_reply(reply: Vec<Value>) -> Result<Option<Self>, Error> {
-        let bad = |what: &str| Error::Redis(format!("unexpected history reply: {what}"));
+        let bad = |what: &str| Error::Reply(format!("history: {what}"));
         if matches!(reply.get(2), Some(Value::Int(0))) {
             return Ok(None);
         }

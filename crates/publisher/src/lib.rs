@@ -24,7 +24,9 @@
 //!
 //! # Layout
 //!
-//! - [`Publisher`] and its [`Target`] (`publisher.rs`); [`Event`] and [`Published`] (`event.rs`).
+//! - [`Target`]: where Redis is, and [`resp3_url`] (`target.rs`).
+//! - [`Publisher`] (`publisher.rs`); [`Event`] and [`Published`] (`event.rs`); message ids and
+//!   epochs (`ids.rs`).
 //! - [`Retention`]: history size and age, dedup window (`retention.rs`); [`History`]: a room's
 //!   position and recent events (`history.rs`).
 //! - [`Error`]: what a caller can branch on (`error.rs`).
@@ -33,13 +35,17 @@
 mod error;
 mod event;
 mod history;
+mod ids;
 pub mod layout;
 mod publisher;
 mod retention;
 mod scripts;
+mod target;
 
 pub use error::Error;
-pub use event::{Event, Published, new_message_id};
+pub use event::{Event, Published};
 pub use history::History;
-pub use publisher::{Publisher, Target};
+pub use ids::{new_epoch, new_message_id};
+pub use publisher::Publisher;
 pub use retention::Retention;
+pub use target::{Target, resp3_url};

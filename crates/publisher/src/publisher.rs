@@ -16,20 +16,12 @@ use redis::{FromRedisValue, ProtocolVersion, Script};
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 
-use crate::event::new_message_id;
+use crate::ids::{new_epoch, new_message_id};
+use crate::target::{Target, resp3_url};
 use crate::{Error, Event, History, Published, Retention, layout, scripts};
 
 /// How long one Redis call may take before it fails as [`Error::Unavailable`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where the shared Redis is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// One Redis, `redis://host:port[/db]`.
-    Redis(String),
-    /// Seed nodes of a Redis Cluster, `host:port` or `redis://host:port`; sharded pub/sub.
-    Cluster(Vec<String>),
-}
 
 #[derive(Clone)]
 enum Conn {
@@ -77,7 +69,7 @@ impl Publisher {
                 (Conn::Single(ConnectionManager::new_with_config(client, config).await?), "PUBLISH")
             }
             Target::Cluster(seeds) => {
-                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| seed_url(s)))
+                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| resp3_url(s)))
                     .use_protocol(ProtocolVersion::RESP3)
                     .connection_timeout(DEFAULT_TIMEOUT)
                     .response_timeout(DEFAULT_TIMEOUT)
@@ -203,7 +195,7 @@ impl Publisher {
     /// it, the kept events after it, read atomically (the events end at the position).
     pub async fn history(&self, room: &RoomName, since: Option<(u64, &str)>) -> Result<History, Error> {
         let history = self.read_history(room, since, None).await?;
-        history.ok_or_else(|| Error::Redis("history script refused a read without a user".into()))
+        history.ok_or_else(|| Error::Reply("the history script refused a read without a user".into()))
     }
 
     /// Like [`Self::history`], but only when `user` is in the room's member set (checked in
@@ -318,21 +310,4 @@ where
         }
         result => result,
     }
-}
-
-/// `host:port` seeds become `redis://host:port/?protocol=resp3`.
-fn seed_url(seed: &str) -> String {
-    let url = if seed.contains("://") { seed.to_owned() } else { format!("redis://{seed}") };
-    if url.contains("protocol=") {
-        url
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{}/?protocol=resp3", url.trim_end_matches('/'))
-    }
-}
-
-/// A fresh epoch: 64 random bits in hex.
-fn new_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
 }

@@ -13,14 +13,13 @@ use std::time::Instant;
 
 use roomcast_proto::RoomName;
 use roomcast_proto::frames::Position;
-use roomcast_publisher::Retention;
+use roomcast_publisher::{Retention, new_epoch, new_message_id};
 use serde_json::value::RawValue;
 
 use super::history::RoomHistory;
-use super::{Access, JoinOutcome, JoinReply, Publish, Published, Since, new_message_id};
-use crate::connection::handle::ConnectionHandle;
-use crate::fanout::{EventDelivery, Fanout};
-use crate::rooms::{CatchUp, EventRef, HeldEvent};
+use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since};
+use crate::fanout::{Fanout, PublishedEvent};
+use crate::rooms::{EventRef, HeldEvent, JoinPosition, Member};
 
 const SHARDS: usize = 64;
 
@@ -49,11 +48,16 @@ impl EmbeddedBroker {
     pub fn new(fanout: Fanout, retention: Retention) -> Self {
         Self {
             fanout,
-            epoch: format!("{:016x}", rand::random::<u64>()),
+            epoch: new_epoch(),
             retention,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
         }
+    }
+
+    /// Where this broker delivers.
+    pub(super) fn fanout(&self) -> &Fanout {
+        &self.fanout
     }
 
     fn shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, RoomState>> {
@@ -75,7 +79,7 @@ impl EmbeddedBroker {
         }
         state.offset += 1;
         let offset = state.offset;
-        let delivery = EventDelivery {
+        let published = PublishedEvent {
             event: p.event,
             data: p.data,
             id: &id,
@@ -86,23 +90,23 @@ impl EmbeddedBroker {
         let event = Arc::new(HeldEvent {
             offset,
             epoch: Arc::from(self.epoch.as_str()),
-            frame: self.fanout.frame(p.room, &delivery),
+            frame: self.fanout.frame(p.room, &published),
             exclude_user: p.exclude_user.map(Arc::from),
             received,
         });
         state.history.record(Arc::clone(&event), p.id, &self.retention, received);
         // Delivery under the lock keeps fan-out order equal to offset order.
         let e = EventRef { offset, epoch: &self.epoch, frame: &event.frame, exclude_user: p.exclude_user, received };
-        let delivered = self.fanout.registry().broadcast_event(p.room, e);
+        let delivered = self.fanout.deliver(p.room, e);
         drop(shard);
-        self.fanout.settle(p.room, delivered);
+        self.fanout.finish_delivery(p.room, delivered);
         Published { offset, epoch: self.epoch.clone(), id, duplicate: false }
     }
 
     pub(super) fn join(
         &self,
         room: &RoomName,
-        conn: &Arc<ConnectionHandle>,
+        member: &Arc<Member>,
         access: Access,
         since: Since<'_>,
         on_joined: impl FnOnce(&JoinReply),
@@ -115,7 +119,6 @@ impl EmbeddedBroker {
             return JoinOutcome::NotMember;
         }
         let offset = shard.get(room).map_or(0, |s| s.offset);
-        let position = Position { offset, epoch: self.epoch.clone() };
         let (recovered, events) = match since {
             Since::After(since) if since.epoch == self.epoch => {
                 let kept = if since.offset == offset {
@@ -128,43 +131,27 @@ impl EmbeddedBroker {
             Since::After(_) => (Some(false), Vec::new()),
             Since::Now => (None, Vec::new()),
         };
-        let reply = JoinReply { position, recovered };
-        let user = Arc::clone(&conn.user);
-        let (membership, ()) = self.fanout.registry().join_at(room, conn, offset, &self.epoch, || {
-            on_joined(&reply);
-            for e in events.iter().filter(|e| e.exclude_user.as_deref() != Some(&*user)) {
-                conn.send(e.frame.clone(), now);
-            }
-            crate::metrics::events_recovered("since", events.len());
-        });
-        if let Some(membership) = membership {
-            // Recorded before the room's lock is released, so a member removal applied right
-            // after this join finds the membership to end.
-            conn.add_membership(membership);
+        let reply = JoinReply { position: Position { offset, epoch: self.epoch.clone() }, recovered };
+        // Both steps under the broker's lock: no publish can come between the position read and
+        // the member's start, and a member removal applied after this finds the member.
+        if self.fanout.start_join(room, member).is_err() {
+            return JoinOutcome::Left;
         }
+        let at = JoinPosition { offset, epoch: &self.epoch, recovered: &events };
+        let joined = self.fanout.finish_join(room, member.id, at, || on_joined(&reply));
         drop(shard);
-        JoinOutcome::Joined
+        if joined.is_some() { JoinOutcome::Joined } else { JoinOutcome::Left }
     }
 
-    /// Holds `room`'s events for `conn` from the current offset on (under the room's lock, so
-    /// the offset and the hold agree).
-    pub(super) fn hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>) -> Position {
+    /// Starts an automatic join at connect: the room's offset now, with events held for the
+    /// member from the same moment (both under the room's lock, so the offset and the hold agree).
+    pub(super) fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<PendingJoin, BrokerError> {
         let shard = self.shard(room);
         let offset = shard.get(room).map_or(0, |s| s.offset);
-        if let Some(membership) = self.fanout.registry().begin_catch_up(room, conn) {
-            conn.add_membership(membership);
-        }
+        self.fanout.start_join(room, member).map_err(BrokerError::unavailable)?;
         drop(shard);
-        Position { offset, epoch: self.epoch.clone() }
-    }
-
-    /// Makes a held member live from `known`, delivering what was held after it.
-    pub(super) fn release_hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>, known: Option<Position>) {
-        let position = known.unwrap_or_else(|| Position { offset: 0, epoch: self.epoch.clone() });
-        let catch_up = CatchUp { offset: position.offset, epoch: &position.epoch, recovered: &[] };
-        if let Some(((), delivery)) = self.fanout.registry().finish_catch_up(room, conn, catch_up, || ()) {
-            self.fanout.settle(room, delivery);
-        }
+        let position = Position { offset, epoch: self.epoch.clone() };
+        Ok(PendingJoin { room: room.clone(), position, conn: member.id, _lease: None })
     }
 
     pub(super) fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str) {

@@ -1,10 +1,18 @@
 //! [`Broker`]: where events are ordered and how they reach every node holding the room.
 //!
-//! The embedded broker serves one node from memory. Every operation a connection or the API
-//! needs goes through this one type, so the Redis broker of a multi-node deployment slots in
-//! beside it without touching callers.
+//! Two brokers sit behind this one type, and connections and the API only ever call it: the
+//! [`EmbeddedBroker`] serves one node from memory, the [`RedisBroker`] shares rooms between
+//! nodes through one Redis or a Redis Cluster. Both hand what reaches this node to
+//! [`Fanout`], their one way into the room registry.
+//!
+//! # Layout
+//! - `mod.rs`: the operations, their inputs and outcomes.
+//! - `error.rs`: [`BrokerError`] and its kinds.
+//! - `embedded.rs`, `history.rs`: the single-node broker and its per-room memory.
+//! - `redis.rs`: the Redis broker; `subscriber/`: its room subscriptions; `repair.rs`: gap repair.
 
 mod embedded;
+mod error;
 mod history;
 mod redis;
 mod repair;
@@ -17,21 +25,14 @@ use roomcast_proto::frames::Position;
 use serde_json::value::RawValue;
 
 pub use embedded::EmbeddedBroker;
+pub use error::{BrokerError, Cause, causes};
 pub use history::RoomHistory;
 pub use redis::RedisBroker;
-pub use subscriber::{PROBE_INTERVAL, Subscriber};
+pub use subscriber::PROBE_INTERVAL;
 
 use crate::config::{BrokerConfig, Config, ConfigError};
-use crate::connection::handle::ConnectionHandle;
 use crate::fanout::Fanout;
-
-/// Why a broker operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BrokerError {
-    /// The broker cannot be reached; the operation may be retried.
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
-}
+use crate::rooms::{ConnId, JoinPosition, Member};
 
 /// Where a published event landed: the same answer whichever broker (or the crate) published.
 pub use roomcast_publisher::Published;
@@ -67,7 +68,7 @@ pub enum Access {
 /// What a join did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinOutcome {
-    /// The connection is in the room (its membership is recorded on its handle).
+    /// The connection is in the room.
     Joined,
     /// [`Access::Member`] and the user is not in the member set.
     NotMember,
@@ -91,6 +92,20 @@ pub struct Publish<'a> {
     pub exclude_user: Option<&'a str>,
 }
 
+/// An automatic join at connect between its two steps ([`Broker::start_join`],
+/// [`Broker::finish_join`]): the room holds its events for the member, which will start at
+/// `position`.
+#[derive(Debug)]
+pub struct PendingJoin {
+    /// The room being joined.
+    pub room: RoomName,
+    /// Where the member starts; sent to the client in `connected`.
+    pub position: Position,
+    conn: ConnId,
+    /// Keeps the node subscribed to the room's channel until the join is finished.
+    _lease: Option<subscriber::JoinLease>,
+}
+
 /// The node's broker.
 #[derive(Debug)]
 pub enum Broker {
@@ -100,32 +115,18 @@ pub enum Broker {
     Redis(RedisBroker),
 }
 
-/// How long a broker keeps each room's past; from the node's configuration.
-pub fn retention(config: &Config) -> roomcast_publisher::Retention {
-    roomcast_publisher::Retention {
-        history_size: config.history_size,
-        history_ttl: config.history_ttl,
-        dedup_window: config.dedup_window,
-    }
-}
-
 impl Broker {
-    /// The embedded broker delivering through `fanout`.
-    pub fn embedded(fanout: Fanout, retention: roomcast_publisher::Retention) -> Self {
-        Broker::Embedded(EmbeddedBroker::new(fanout, retention))
-    }
-
     /// The broker `config` selects; a Redis that cannot be reached names its setting.
     pub async fn connect(config: &Config, fanout: Fanout) -> Result<Self, ConfigError> {
         let setting = match &config.broker {
-            BrokerConfig::Embedded => return Ok(Self::embedded(fanout, retention(config))),
+            BrokerConfig::Embedded => return Ok(Broker::Embedded(EmbeddedBroker::new(fanout, config.retention))),
             BrokerConfig::Redis(_) => "ROOMCAST_REDIS_URL",
             BrokerConfig::Cluster(_) => "ROOMCAST_REDIS_CLUSTER",
         };
-        RedisBroker::connect(config, fanout)
-            .await
-            .map(Broker::Redis)
-            .map_err(|e| ConfigError { setting: setting.to_owned(), message: format!("cannot connect: {e}") })
+        RedisBroker::connect(config, fanout).await.map(Broker::Redis).map_err(|e| ConfigError {
+            setting: setting.to_owned(),
+            message: format!("cannot connect: {}", causes(&e)),
+        })
     }
 
     /// `embedded`, `redis` or `redis-cluster`, for logs.
@@ -145,48 +146,41 @@ impl Broker {
         }
     }
 
-    /// Adds `conn` to `room` if `access` allows. `on_joined` gets the reply under the room's
-    /// lock, and the recovered events, then live ones, are queued after whatever it queues.
+    /// Adds `member` to `room` if `access` allows (a `subscribe`). `on_joined` gets the reply
+    /// under the room's lock, and the recovered events, then live ones, are queued after
+    /// whatever it queues.
     pub async fn join(
         &self,
         room: &RoomName,
-        conn: &Arc<ConnectionHandle>,
+        member: &Arc<Member>,
         access: Access,
         since: Since<'_>,
         on_joined: impl FnOnce(&JoinReply),
     ) -> Result<JoinOutcome, BrokerError> {
         match self {
-            Broker::Embedded(b) => Ok(b.join(room, conn, access, since, on_joined)),
-            Broker::Redis(b) => b.join(room, conn, access, since, on_joined).await,
+            Broker::Embedded(b) => Ok(b.join(room, member, access, since, on_joined)),
+            Broker::Redis(b) => b.join(room, member, access, since, on_joined).await,
         }
     }
 
     /// First step of an automatic join at connect: from now on the room's events are held for
-    /// `conn`, and the returned position is where the member will start. Every successful hold
-    /// must be ended with [`Self::release_hold`].
-    pub async fn hold(&self, room: &RoomName, conn: &Arc<ConnectionHandle>) -> Result<Option<Position>, BrokerError> {
+    /// `member`, and the returned join names where it will start. Sent between the two steps,
+    /// `connected` precedes every event of the room and misses none published after it.
+    pub async fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<PendingJoin, BrokerError> {
         match self {
-            Broker::Embedded(b) => Ok(Some(b.hold(room, conn))),
-            Broker::Redis(b) => b.hold(room, conn).await,
+            Broker::Embedded(b) => b.start_join(room, member),
+            Broker::Redis(b) => b.start_join(room, member).await,
         }
     }
 
-    /// Second step: the member starts at `known` and gets the held events after it. Sent
-    /// between the two steps, `connected` precedes every event of the room and misses none
-    /// published after it.
-    pub async fn release_hold(
-        &self,
-        room: &RoomName,
-        conn: &Arc<ConnectionHandle>,
-        known: Option<Position>,
-    ) -> Result<(), BrokerError> {
-        match self {
-            Broker::Embedded(b) => {
-                b.release_hold(room, conn, known);
-                Ok(())
-            }
-            Broker::Redis(b) => b.release_hold(room, conn, known).await,
-        }
+    /// Second step: the member starts at the join's position and gets the held events after it.
+    pub fn finish_join(&self, join: PendingJoin) {
+        let fanout = match self {
+            Broker::Embedded(b) => b.fanout(),
+            Broker::Redis(b) => b.fanout(),
+        };
+        let at = JoinPosition { offset: join.position.offset, epoch: &join.position.epoch, recovered: &[] };
+        fanout.finish_join(&join.room, join.conn, at, || ());
     }
 
     /// Relays an ephemeral event from `from_user` to the room's other members.
@@ -235,9 +229,4 @@ impl Broker {
             Broker::Redis(b) => b.is_ready(),
         }
     }
-}
-
-/// A message id for a publish that came without one: 128 random bits, hex.
-pub fn new_message_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }

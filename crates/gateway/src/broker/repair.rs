@@ -24,24 +24,27 @@ const ATTEMPTS: u32 = 4;
 
 /// Where gapped rooms are sent to be repaired.
 #[derive(Debug, Clone)]
-pub struct GapRepair {
+pub(super) struct GapRepair {
+    /// Unbounded, yet bounded by the number of rooms: a room is queued only when it starts
+    /// repairing (`begin_repair` and the gap check both refuse a room already repairing), and
+    /// it stops repairing only when its repair ran.
     queue: mpsc::UnboundedSender<(RoomName, Cursor)>,
 }
 
 impl GapRepair {
-    /// Starts the repair task for the rooms of `fanout`'s registry, reading with `publisher`,
-    /// and turns gap detection on in the registry.
-    pub fn start(publisher: Publisher, fanout: Fanout) -> Self {
+    /// Starts the repair task for the rooms of `fanout`, reading with `publisher`, and turns
+    /// gap detection on.
+    pub(super) fn start(publisher: Publisher, fanout: Fanout) -> Self {
         let (queue, rooms) = mpsc::unbounded_channel();
         let this = Self { queue };
         let hook = this.clone();
-        fanout.registry().on_gap(Box::new(move |room, cursor| hook.request(room, cursor)));
+        fanout.on_gap(Box::new(move |room, cursor| hook.request(room, cursor)));
         tokio::spawn(run(publisher, fanout, rooms));
         this
     }
 
     /// Queues a repair of `room` after `cursor` (the room already holds its events).
-    pub fn request(&self, room: &RoomName, cursor: &Cursor) {
+    pub(super) fn request(&self, room: &RoomName, cursor: &Cursor) {
         let _ = self.queue.send((room.clone(), cursor.clone()));
     }
 }
@@ -76,19 +79,15 @@ async fn repair(publisher: &Publisher, fanout: &Fanout, room: &RoomName, cursor:
         }
     }
     let complete = history.filter(|h| h.continues_from(cursor.offset, &cursor.epoch));
-    let delivery = match complete {
+    match complete {
         Some(history) => {
             let events = fanout.held_events(room, &history.events);
-            crate::metrics::gap_repair("repaired");
-            crate::metrics::events_recovered("gap", events.len());
             tracing::info!(%room, after = cursor.offset, events = events.len(), "gap repaired from history");
-            fanout.registry().finish_repair(room, Some(&events))
+            fanout.finish_repair(room, Some(&events));
         }
         None => {
-            crate::metrics::gap_repair("failed");
             tracing::warn!(%room, after = cursor.offset, "history cannot fill the gap; members must resubscribe");
-            fanout.registry().finish_repair(room, None)
+            fanout.finish_repair(room, None);
         }
-    };
-    fanout.settle(room, delivery);
+    }
 }

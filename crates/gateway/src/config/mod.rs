@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use roomcast_publisher::{Retention, layout};
 use values::Settings;
 pub use values::parse_duration;
 
@@ -85,13 +86,9 @@ pub struct Config {
     /// How long a node stays subscribed to a room's channel after its last local member left,
     /// so that churn does not hammer Redis. Default: 1 s.
     pub unsubscribe_delay: Duration,
-    /// Events kept per room for recovery with `since` (0 turns history off). Default: 300.
-    pub history_size: usize,
-    /// How long a room's history outlives its last event. Default: 10 minutes.
-    pub history_ttl: Duration,
-    /// How long a published message id is remembered per room, so that publishing it again
-    /// delivers nothing and returns the first offset. Default: 5 minutes.
-    pub dedup_window: Duration,
+    /// What each room keeps for recovery and deduplication: `history_size`, `history_ttl` and
+    /// `dedup_window`, with the publisher crate's defaults (which are the gateway's).
+    pub retention: Retention,
     /// Bearer key for `/api/*`; the API answers 401 while unset.
     pub api_key: Option<String>,
     /// Interval of server pings. Default: 25 s.
@@ -141,9 +138,7 @@ impl Config {
             broker: BrokerConfig::Embedded,
             redis_prefix: String::new(),
             unsubscribe_delay: Duration::from_secs(1),
-            history_size: 300,
-            history_ttl: Duration::from_secs(600),
-            dedup_window: Duration::from_secs(300),
+            retention: Retention::default(),
             api_key: None,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
@@ -197,13 +192,11 @@ impl Config {
             (None, None) => BrokerConfig::Embedded,
         };
         s.set(&mut c.redis_prefix, "redis_prefix")?;
-        if c.redis_prefix.contains(['{', '}']) || c.redis_prefix.chars().any(char::is_whitespace) {
-            return Err(s.error("redis_prefix", "may not contain braces or spaces"));
-        }
+        layout::check_prefix(&c.redis_prefix).map_err(|m| s.error("redis_prefix", &m))?;
         s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;
-        s.set(&mut c.history_size, "history_size")?;
-        s.set(&mut c.history_ttl, "history_ttl")?;
-        s.set(&mut c.dedup_window, "dedup_window")?;
+        s.set(&mut c.retention.history_size, "history_size")?;
+        s.set(&mut c.retention.history_ttl, "history_ttl")?;
+        s.set(&mut c.retention.dedup_window, "dedup_window")?;
         let secret = s.get::<String>("jwt_secret")?;
         let public_key = s.get::<PathBuf>("jwt_public_key")?;
         c.jwt.key = match (secret, public_key) {
@@ -262,8 +255,8 @@ impl Config {
 
     fn check(&self, s: &Settings<'_>) -> Result<(), ConfigError> {
         let positive = [
-            ("history_ttl", self.history_ttl),
-            ("dedup_window", self.dedup_window),
+            ("history_ttl", self.retention.history_ttl),
+            ("dedup_window", self.retention.dedup_window),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
             ("auth_timeout", self.auth_timeout),

@@ -90,12 +90,12 @@ fn contradictions_stop_start_up() {
 fn history_settings_have_the_documented_defaults() {
     let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
     assert_eq!(
-        (c.history_size, c.history_ttl, c.dedup_window),
+        (c.retention.history_size, c.retention.history_ttl, c.retention.dedup_window),
         (300, Duration::from_secs(600), Duration::from_secs(300))
     );
     let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_HISTORY_SIZE", "0"), ("ROOMCAST_HISTORY_TTL", "1m")], None)
         .unwrap();
-    assert_eq!((c.history_size, c.history_ttl), (0, Duration::from_secs(60)));
+    assert_eq!((c.retention.history_size, c.retention.history_ttl), (0, Duration::from_secs(60)));
 }
 
 #[test]

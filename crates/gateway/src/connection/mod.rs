@@ -3,11 +3,17 @@
 //! The socket is split: this task keeps the read half and runs the [`MessageReader`] and the
 //! [`Session`]; a [`writer`] task owns the write half and drains the [`Outbox`](crate::outbox::Outbox).
 //! Whatever ends the connection (the client, a timeout, fan-out finding it too slow, the API,
-//! shutdown) is one [`CloseReason`] set on the outbox; the writer sends its close frame and
-//! this task logs it, counts it and leaves every room. Only the read loop is awaited inline;
-//! the rest is boxed so that the task an idle connection keeps is small.
+//! shutdown) is one [`CloseReason`] set on the outbox; the writer sends its close frame, and
+//! the task's [`Lifetime`] guard, dropped however the task ends, leaves every room, counts the
+//! close and logs it. Only the read loop is awaited inline; the rest is boxed so that the task
+//! an idle connection keeps is small.
+//!
+//! # Layout
+//! - `mod.rs`: the task: upgrade, authenticate, join the own rooms, serve, close.
+//! - `reader.rs`: client frames; `session.rs`: client commands; `writer.rs`: the socket's writes.
+//! - `lifetime.rs`: the guard that ends a connection.
 
-pub mod handle;
+pub mod lifetime;
 pub mod reader;
 pub mod session;
 pub mod writer;
@@ -24,8 +30,9 @@ use tokio::time::Instant;
 use crate::auth::{AuthError, ConnectionClaims, unix_now};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
+use crate::rooms::Member;
 use crate::wire;
-use handle::ConnectionHandle;
+use lifetime::Lifetime;
 use reader::{Incoming, MessageReader};
 use session::Session;
 
@@ -49,7 +56,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     let (mut rd, mut wr) = tokio::io::split(ws.into_inner());
     if slot.over_limit {
         let message = "the node is at its connection limit".to_owned();
-        Box::pin(refuse(&mut rd, &mut wr, ErrorCode::Forbidden, message, CloseReason::TooManyConnections)).await;
+        Box::pin(reject(&node, &mut rd, &mut wr, ErrorCode::Forbidden, message, CloseReason::TooManyConnections)).await;
         return;
     }
     let mut reader = MessageReader::new(&mut rd, node.config.max_message_size);
@@ -57,7 +64,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         Ok(claims) => claims,
         Err((reason, message)) => {
             drop(reader);
-            Box::pin(refuse(&mut rd, &mut wr, ErrorCode::Unauthorized, message, reason)).await;
+            Box::pin(reject(&node, &mut rd, &mut wr, ErrorCode::Unauthorized, message, reason)).await;
             return;
         }
     };
@@ -66,42 +73,43 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         (Err(e), _) | (_, Err(e)) => {
             drop(reader);
             let reason = CloseReason::AuthFailed(AuthError::Invalid(e.to_string()));
-            Box::pin(refuse(&mut rd, &mut wr, ErrorCode::Unauthorized, format!("token: {e}"), reason)).await;
+            Box::pin(reject(&node, &mut rd, &mut wr, ErrorCode::Unauthorized, format!("token: {e}"), reason)).await;
             return;
         }
     };
 
-    let conn = Arc::new(ConnectionHandle::new(
+    let member = Arc::new(Member::new(
         node.next_conn_id(),
         Arc::from(claims.sub.as_str()),
         node.config.send_queue_size,
+        Arc::clone(&node.metrics),
     ));
-    let writer = tokio::spawn(writer::run(wr, Arc::clone(&conn), node.config.ping_interval));
-    node.register(&conn);
-    crate::metrics::connection_opened();
-    let opened = Instant::now();
+    // From here every way out of this task, a panic included, goes through the guard's drop.
+    let lifetime = Lifetime::begin(&node, &member);
+    let writer =
+        tokio::spawn(writer::run(wr, Arc::clone(&member), Arc::clone(&node.metrics), node.config.ping_interval));
     // The rooms hold their events for the connection before `connected` is queued, and
     // release them after: `connected` precedes every event of its rooms, and no event
     // published once the client has seen it can be missed.
-    let mut held = Vec::new();
+    let mut joins = Vec::new();
     for room in rooms.iter().flatten() {
-        match Box::pin(node.broker.hold(room, &conn)).await {
-            Ok(known) => held.push((room, known)),
+        match Box::pin(node.broker.start_join(room, &member)).await {
+            Ok(join) => joins.push(join),
             Err(e) => {
-                tracing::warn!(conn = conn.id, %room, error = %e, "auto-join failed");
-                conn.close(CloseReason::Shutdown);
+                tracing::warn!(conn = member.id, %room, error = %crate::broker::causes(&e), "auto-join failed");
+                member.close(CloseReason::BrokerUnavailable);
             }
         }
     }
-    conn.send(
+    member.send(
         wire::text(
             &ServerFrame::Connected {
-                conn: conn.id.to_string(),
+                conn: member.id.to_string(),
                 node: node.config.node_id.clone(),
                 user: claims.sub.clone(),
                 org: claims.org.clone(),
                 rooms: rooms.iter().flatten().map(ToString::to_string).collect(),
-                positions: held.iter().filter_map(|(room, known)| Some((room.to_string(), known.clone()?))).collect(),
+                positions: joins.iter().map(|j| (j.room.to_string(), j.position.clone())).collect(),
                 expires_at: claims.exp,
                 ping_interval_ms: node.config.ping_interval.as_millis() as u64,
             }
@@ -109,34 +117,20 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         ),
         std::time::Instant::now(),
     );
-    for (room, known) in held {
-        if let Err(e) = Box::pin(node.broker.release_hold(room, &conn, known)).await {
-            tracing::warn!(conn = conn.id, %room, error = %e, "auto-join failed");
-            conn.close(CloseReason::Shutdown);
-        }
+    for join in joins {
+        node.broker.finish_join(join);
     }
 
-    let mut session = Session::new(Arc::clone(&node), Arc::clone(&conn), claims.org, claims.exp);
-    read_loop(&node, &conn, &mut reader, &mut session).await;
+    let mut session = Session::new(Arc::clone(&node), Arc::clone(&member), claims.org, claims.exp);
+    read_loop(&node, &member, &mut reader, &mut session).await;
     drop(reader);
 
-    let reason = conn.outbox.close_reason().unwrap_or(CloseReason::ConnectionLost);
     // The writer bounds itself by its close deadline; this bound only guards against a bug.
     let _ = tokio::time::timeout(writer::CLOSE_DEADLINE + Duration::from_secs(1), writer).await;
-    if reason.code().is_some() {
+    if member.outbox.close_reason().and_then(|r| r.code()).is_some() {
         Box::pin(linger(&mut rd)).await;
     }
-    conn.leave_all();
-    node.unregister(conn.id);
-    crate::metrics::connection_closed(reason.label());
-    tracing::info!(
-        conn = conn.id,
-        user = %conn.user,
-        reason = reason.label(),
-        code = reason.code(),
-        secs = opened.elapsed().as_secs(),
-        "connection closed"
-    );
+    drop(lifetime);
 }
 
 /// Reads and answers client messages until the connection starts closing.
@@ -145,7 +139,7 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
 /// half-way when the connection is abandoned (`read_frame` is not cancel-safe).
 async fn read_loop<S: AsyncRead + Unpin>(
     node: &Node,
-    conn: &ConnectionHandle,
+    conn: &Member,
     reader: &mut MessageReader<S>,
     session: &mut Session,
 ) {
@@ -209,7 +203,7 @@ async fn authenticate<S: AsyncRead + Unpin>(
         },
     };
     node.verifier.verify_connection(&token).map_err(|e| {
-        crate::metrics::auth_failed(e.label());
+        node.metrics.auth_failed(e.label());
         let message = e.to_string();
         (CloseReason::AuthFailed(e), message)
     })
@@ -239,7 +233,7 @@ async fn auth_frame<S: AsyncRead + Unpin>(reader: &mut MessageReader<S>) -> Resu
 }
 
 /// Ends a connection that never became a session: an `error` frame, the close, then linger.
-async fn refuse<R, W>(rd: &mut R, wr: &mut W, code: ErrorCode, message: String, reason: CloseReason)
+async fn reject<R, W>(node: &Node, rd: &mut R, wr: &mut W, code: ErrorCode, message: String, reason: CloseReason)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -259,7 +253,7 @@ where
             linger(rd).await;
         }
     }
-    crate::metrics::connection_refused(reason.label());
+    node.metrics.connection_refused(&reason);
     tracing::info!(reason = reason.label(), code = reason.code(), "connection refused");
 }
 

@@ -11,22 +11,33 @@ use roomcast_proto::frames::{ClientFrame, ErrorCode, FrameHead, OkReply, Positio
 use roomcast_proto::{RoomKind, RoomName};
 use serde_json::value::RawValue;
 
-use super::handle::ConnectionHandle;
 use crate::auth::AuthError;
-use crate::broker::{Access, JoinOutcome, Since};
+use crate::broker::{Access, BrokerError, JoinOutcome, Since};
 use crate::close::CloseReason;
 use crate::node::Node;
 use crate::ratelimit::TokenBucket;
+use crate::rooms::Member;
 use crate::wire;
 
-/// An `error` reply, before it is sent.
+/// An `error` reply to a command, before it is sent.
 struct Refusal {
     code: ErrorCode,
     message: String,
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    Refusal { code, message: message.into() }
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// A broker failure, as the client sees it: `internal`, without the node's internals.
+    fn broker(e: &BrokerError) -> Self {
+        let message = match e {
+            BrokerError::Unavailable(_) => "the node cannot reach its broker; retry after a backoff",
+            BrokerError::Refused(_) | BrokerError::Internal(_) => "the node's broker failed; retry after a backoff",
+        };
+        Self::new(ErrorCode::Internal, message)
+    }
 }
 
 type Reply = Result<Option<OkReply>, Refusal>;
@@ -35,17 +46,17 @@ type Reply = Result<Option<OkReply>, Refusal>;
 #[derive(Debug)]
 pub struct Session {
     node: Arc<Node>,
-    conn: Arc<ConnectionHandle>,
+    member: Arc<Member>,
     org: Option<String>,
     expires_at: u64,
     emits: TokenBucket,
 }
 
 impl Session {
-    /// A session for `conn`, authenticated as its user with `org`, until `expires_at`.
-    pub fn new(node: Arc<Node>, conn: Arc<ConnectionHandle>, org: Option<String>, expires_at: u64) -> Self {
+    /// A session for `member`, authenticated as its user with `org`, until `expires_at`.
+    pub fn new(node: Arc<Node>, member: Arc<Member>, org: Option<String>, expires_at: u64) -> Self {
         let emits = TokenBucket::new(node.config.emit_rate, node.config.emit_burst);
-        Self { node, conn, org, expires_at, emits }
+        Self { node, member, org, expires_at, emits }
     }
 
     /// The token's expiry, Unix seconds; moves when a `refresh` succeeds.
@@ -55,17 +66,19 @@ impl Session {
 
     /// Answers one text message. `Err` ends the connection.
     pub async fn handle(&mut self, text: &[u8]) -> Result<(), CloseReason> {
+        #[cfg(feature = "test-hooks")]
+        self.panic_if_asked(text).await;
         let frame = match serde_json::from_slice::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                crate::metrics::command("invalid");
+                self.node.metrics.command("invalid");
                 let id = FrameHead::peek(text).id;
                 self.send(&ServerFrame::Error { id, code: ErrorCode::BadRequest, message: e.to_string() });
                 return Ok(());
             }
         };
         let (id, name) = command_id(&frame);
-        crate::metrics::command(name);
+        self.node.metrics.command(name);
         let reply = match frame {
             ClientFrame::Auth { .. } => {
                 // `auth` has no id field of its own; a client that sent one still gets it back.
@@ -102,31 +115,32 @@ impl Session {
         token: Option<String>,
         since: Option<Position>,
     ) -> Reply {
-        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
-        let already = self.conn.is_in(&room);
-        if !already && self.conn.room_count() >= self.node.config.max_rooms_per_connection {
+        let room = RoomName::parse(room).map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))?;
+        let registry = &self.node.registry;
+        let already = registry.is_in(self.member.id, &room);
+        if !already && registry.rooms_joined(self.member.id) >= self.node.config.max_rooms_per_connection {
             let limit = self.node.config.max_rooms_per_connection;
-            return Err(refuse(ErrorCode::TooLarge, format!("a connection may be in at most {limit} rooms")));
+            return Err(Refusal::new(ErrorCode::TooLarge, format!("a connection may be in at most {limit} rooms")));
         }
-        let user = &self.conn.user;
+        let user = &self.member.user;
         let access = match room.kind() {
             _ if already => Access::Granted,
             RoomKind::User(owner) if owner == &**user => Access::Granted,
             RoomKind::Org(org) if self.org.as_deref() == Some(org) => Access::Granted,
             RoomKind::User(_) => {
-                return Err(refuse(ErrorCode::Forbidden, format!("{room} is another user's room")));
+                return Err(Refusal::new(ErrorCode::Forbidden, format!("{room} is another user's room")));
             }
             RoomKind::Org(_) => {
-                return Err(refuse(ErrorCode::Forbidden, format!("{room} is another org's room")));
+                return Err(Refusal::new(ErrorCode::Forbidden, format!("{room} is another org's room")));
             }
             RoomKind::Members => match token {
                 Some(token) => {
                     let claims = self.node.verifier.verify_subscription(&token).map_err(|e| {
-                        crate::metrics::auth_failed(e.label());
-                        refuse(ErrorCode::Unauthorized, format!("subscription token: {e}"))
+                        self.node.metrics.auth_failed(e.label());
+                        Refusal::new(ErrorCode::Unauthorized, format!("subscription token: {e}"))
                     })?;
                     if claims.sub != **user || claims.room != room.as_str() {
-                        return Err(refuse(
+                        return Err(Refusal::new(
                             ErrorCode::Forbidden,
                             format!("subscription token is for {} in {}", claims.sub, claims.room),
                         ));
@@ -136,12 +150,12 @@ impl Session {
                 None => Access::Member(Arc::clone(user)),
             },
         };
-        let conn = Arc::clone(&self.conn);
+        let member = Arc::clone(&self.member);
         let since = match &since {
             Some(position) => Since::After(position),
             None => Since::Now,
         };
-        let joined = self.node.broker.join(&room, &self.conn, access, since, |reply| {
+        let joined = self.node.broker.join(&room, &self.member, access, since, |reply| {
             let ok = OkReply {
                 id,
                 room: Some(room.to_string()),
@@ -150,50 +164,50 @@ impl Session {
                 recovered: reply.recovered,
                 expires_at: None,
             };
-            conn.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());
+            member.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());
         });
         match joined.await {
             Ok(JoinOutcome::Joined) => Ok(None),
-            Ok(JoinOutcome::NotMember) => Err(refuse(
+            Ok(JoinOutcome::NotMember) => Err(Refusal::new(
                 ErrorCode::Forbidden,
                 format!("{user} is not a member of {room} and gave no subscription token"),
             )),
             Ok(JoinOutcome::Left) => {
-                Err(refuse(ErrorCode::Forbidden, format!("{user} was removed from {room} while subscribing")))
+                Err(Refusal::new(ErrorCode::Forbidden, format!("{user} was removed from {room} while subscribing")))
             }
-            Err(e) => Err(refuse(ErrorCode::Internal, e.to_string())),
+            Err(e) => {
+                tracing::warn!(conn = self.member.id, %room, error = %crate::broker::causes(&e), "subscribe failed");
+                Err(Refusal::broker(&e))
+            }
         }
     }
 
     fn unsubscribe(&mut self, room: &str) -> Reply {
-        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
-        if matches!(room.kind(), RoomKind::User(_) | RoomKind::Org(_)) && self.conn.is_in(&room) {
+        let room = RoomName::parse(room).map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))?;
+        let registry = &self.node.registry;
+        if matches!(room.kind(), RoomKind::User(_) | RoomKind::Org(_)) && registry.is_in(self.member.id, &room) {
             // The user: room is how disconnects and per-user events find every connection.
-            return Err(refuse(ErrorCode::Forbidden, format!("{room} is joined for the whole connection")));
+            return Err(Refusal::new(ErrorCode::Forbidden, format!("{room} is joined for the whole connection")));
         }
-        if !self.conn.leave(&room) {
-            return Err(refuse(ErrorCode::NotFound, format!("not subscribed to {room}")));
+        if !registry.leave(&room, self.member.id) {
+            return Err(Refusal::new(ErrorCode::NotFound, format!("not subscribed to {room}")));
         }
         Ok(Some(OkReply { room: Some(room.to_string()), ..OkReply::default() }))
     }
 
     async fn emit(&mut self, id: Option<u64>, room: &str, event: &str, data: Option<Box<RawValue>>) -> Reply {
         if !self.node.config.emit_events.iter().any(|e| e == event) {
-            return Err(refuse(ErrorCode::Forbidden, format!("event {event:?} may not be emitted by clients")));
+            return Err(Refusal::new(ErrorCode::Forbidden, format!("event {event:?} may not be emitted by clients")));
         }
-        let room = RoomName::parse(room).map_err(|e| refuse(ErrorCode::BadRequest, e.to_string()))?;
-        if !self.conn.is_in(&room) {
-            return Err(refuse(ErrorCode::Forbidden, format!("not subscribed to {room}")));
+        let room = RoomName::parse(room).map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))?;
+        if !self.node.registry.is_in(self.member.id, &room) {
+            return Err(Refusal::new(ErrorCode::Forbidden, format!("not subscribed to {room}")));
         }
         if !self.emits.try_take(Instant::now()) {
-            return Err(refuse(ErrorCode::RateLimited, "emit rate limit reached; slow down"));
+            return Err(Refusal::new(ErrorCode::RateLimited, "emit rate limit reached; slow down"));
         }
         let data: &RawValue = data.as_deref().unwrap_or(RawValue::NULL);
-        self.node
-            .broker
-            .emit(&room, event, data, &self.conn.user)
-            .await
-            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+        self.node.broker.emit(&room, event, data, &self.member.user).await.map_err(|e| Refusal::broker(&e))?;
         // Only an emit with an id is acknowledged.
         Ok(id.map(|_| OkReply::default()))
     }
@@ -203,15 +217,15 @@ impl Session {
         let claims = match self.node.verifier.verify_connection(token) {
             Ok(claims) => claims,
             Err(e) => {
-                crate::metrics::auth_failed(e.label());
+                self.node.metrics.auth_failed(e.label());
                 let code = match e {
                     AuthError::Expired | AuthError::Invalid(_) => ErrorCode::Unauthorized,
                 };
-                return Ok(Err(refuse(code, format!("refresh: {e}"))));
+                return Ok(Err(Refusal::new(code, format!("refresh: {e}"))));
             }
         };
-        if claims.sub != *self.conn.user || claims.org != self.org {
-            crate::metrics::auth_failed("refresh_other_identity");
+        if claims.sub != *self.member.user || claims.org != self.org {
+            self.node.metrics.auth_failed("refresh_other_identity");
             let message = "refresh token is for another user or org".to_owned();
             self.send(&ServerFrame::Error { id, code: ErrorCode::Forbidden, message });
             return Err(CloseReason::Forbidden);
@@ -221,7 +235,29 @@ impl Session {
     }
 
     fn send(&self, frame: &ServerFrame) {
-        self.conn.send(wire::text(&frame.to_json()), Instant::now());
+        self.member.send(wire::text(&frame.to_json()), Instant::now());
+    }
+
+    /// Test builds only: `{"type":"test:panic"}` makes this task panic, and with `"room"` it
+    /// does so in the middle of joining that room (holding the join's lease), so that tests can
+    /// show that a panicking connection releases everything it held.
+    #[cfg(feature = "test-hooks")]
+    async fn panic_if_asked(&self, text: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Ask {
+            #[serde(rename = "type")]
+            kind: String,
+            room: Option<String>,
+        }
+        let Ok(ask) = serde_json::from_slice::<Ask>(text) else { return };
+        if ask.kind != "test:panic" {
+            return;
+        }
+        let pending = match ask.room.as_deref().map(RoomName::parse) {
+            Some(Ok(room)) => self.node.broker.start_join(&room, &self.member).await.ok(),
+            _ => None,
+        };
+        panic!("a test asked connection {} to panic (mid-join: {})", self.member.id, pending.is_some());
     }
 }
 

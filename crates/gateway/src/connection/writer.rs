@@ -15,15 +15,16 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::handle::ConnectionHandle;
 use crate::close::CloseReason;
+use crate::metrics::Metrics;
+use crate::rooms::Member;
 use crate::wire;
 
 /// Time a closing connection gets to write what it still owes, close frame included.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Writes the outbox of `conn` to `io` until the connection closes or the socket fails.
-pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, ping_interval: Duration) {
+pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<Member>, metrics: Arc<Metrics>, ping_interval: Duration) {
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut spare = VecDeque::new();
@@ -71,7 +72,7 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, 
             continue;
         }
         let written = write(&mut io, &buf, &conn, &mut close_deadline).await;
-        crate::metrics::batch_written(frames, queued_bytes, batch.oldest.map(|t| t.elapsed()));
+        metrics.batch_written(frames, queued_bytes, batch.oldest.map(|t| t.elapsed()));
         if !written {
             conn.close(CloseReason::ConnectionLost);
             return;
@@ -88,7 +89,7 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<ConnectionHandle>, 
 async fn write<W: AsyncWrite + Unpin>(
     io: &mut W,
     buf: &[u8],
-    conn: &ConnectionHandle,
+    conn: &Member,
     close_deadline: &mut Option<Instant>,
 ) -> bool {
     let write = io.write_all(buf);

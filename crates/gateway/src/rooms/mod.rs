@@ -1,36 +1,45 @@
 //! [`RoomRegistry`]: which local connections are in which room, and in what order they get
 //! the room's events.
 //!
-//! Room → members lives here, sharded by room name so that fan-out to one room does not stall
-//! joins to others; connection → rooms lives in each [`ConnectionHandle`] as [`Membership`]
-//! guards. A guard leaves its room when dropped, and a room with no members is removed, so no
-//! exit path of a connection can leak a membership or an empty room. The offset sequence of
-//! each room (duplicates, gaps, members catching up) is `sequence.rs`.
+//! The registry is the one owner of membership, in both directions (as socketioxide's
+//! adapter keeps them): room → members, sharded by room name so that fan-out to one room does
+//! not stall joins to others, and connection → rooms, sharded by connection id. A connection is
+//! [registered](RoomRegistry::register) once authenticated and holds the returned
+//! [`Registration`]; dropping it (whatever ends the task: a return, an error, a panic) leaves
+//! every room and forgets the connection, and a room with no members is removed. Nothing else
+//! keeps a copy of either map.
+//!
+//! Lock order: a room shard, then a connection shard inside it, never the other way round.
 //!
 //! # Layout
-//! - `mod.rs`: the registry, joins and leaves, frames outside the sequence (`emit`, `left`).
-//! - `sequence.rs`: ordered delivery of one room's events.
+//! - `mod.rs`: the registry, registration, leaving, and queries.
+//! - `join.rs`: the join protocol: start, finish, abort.
+//! - `member.rs`: [`Member`], a connection as other tasks reach it.
+//! - `sequence.rs`: one room's members and the ordered delivery of its events.
 
+mod join;
+mod member;
 mod sequence;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 use roomcast_proto::RoomName;
 
-pub use sequence::{Cursor, Delivery, EventRef, HeldEvent, MAX_HELD};
-use sequence::{Member, Repair, Room};
+pub use join::{Closed, JoinStart};
+pub use member::{ConnId, Member};
+use sequence::Room;
+pub use sequence::{Cursor, Delivered, EventRef, HeldEvent, JoinPosition, MAX_HELD};
 
-use crate::connection::handle::{ConnId, ConnectionHandle};
+use crate::metrics::Metrics;
 
-/// Number of shards; a power of two well above the core count keeps contention negligible.
+/// Number of shards of each map; a power of two well above the core count keeps contention
+/// negligible.
 const SHARDS: usize = 64;
 
 /// Called (without blocking) when a room loses its last local member.
@@ -38,14 +47,22 @@ pub type EmptyRoomHook = Box<dyn Fn(&RoomName) + Send + Sync>;
 /// Called (without blocking) when a room starts holding events because of a gap after `Cursor`.
 pub type GapHook = Box<dyn Fn(&RoomName, &Cursor) + Send + Sync>;
 
+/// A registered connection and the rooms it is in.
+#[derive(Debug)]
+struct Joined {
+    member: Arc<Member>,
+    rooms: HashSet<RoomName>,
+}
+
 /// The local room map of one node.
 pub struct RoomRegistry {
     // std mutexes: held only while touching a map or queueing frames, never across `.await`.
-    shards: Box<[Mutex<HashMap<RoomName, Room>>]>,
+    rooms: Box<[Mutex<HashMap<RoomName, Room>>]>,
+    connections: Box<[Mutex<HashMap<ConnId, Joined>>]>,
     hasher: RandomState,
     on_empty: OnceLock<EmptyRoomHook>,
     on_gap: OnceLock<GapHook>,
-    tokens: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RoomRegistry {
@@ -54,44 +71,37 @@ impl std::fmt::Debug for RoomRegistry {
     }
 }
 
-/// A connection's place in a room; dropping it leaves the room.
+/// A connection's place in the registry; dropping it leaves every room and unregisters it.
 #[derive(Debug)]
-#[must_use = "dropping a Membership leaves the room at once"]
-pub struct Membership {
+#[must_use = "dropping a Registration unregisters the connection at once"]
+pub struct Registration {
     registry: Arc<RoomRegistry>,
-    room: RoomName,
     conn: ConnId,
-    token: u64,
 }
 
-/// How a member catching up is finished: its position, the recovered events, and the reply
-/// to queue before them.
-#[derive(Debug)]
-pub struct CatchUp<'a> {
-    /// The room's offset when the position (and history) was read.
-    pub offset: u64,
-    /// The room's epoch.
-    pub epoch: &'a str,
-    /// Recovered events after the client's `since`, in order, ending at `offset`.
-    pub recovered: &'a [HeldEvent],
-}
-
-impl Default for RoomRegistry {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-            on_empty: OnceLock::new(),
-            on_gap: OnceLock::new(),
-            tokens: AtomicU64::new(1),
-        }
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.unregister(self.conn);
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock left the maps consistent (every change is one
+    // insert or remove), so a poisoned lock is used as it is.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl RoomRegistry {
-    /// An empty registry.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// An empty registry counting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            connections: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            on_empty: OnceLock::new(),
+            on_gap: OnceLock::new(),
+            metrics,
+        })
     }
 
     /// Sets the hook told when a room loses its last member (once; later calls are ignored).
@@ -106,286 +116,160 @@ impl RoomRegistry {
         let _ = self.on_gap.set(hook);
     }
 
-    fn shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, Room>> {
-        let index = self.hasher.hash_one(room) as usize % SHARDS;
-        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    fn room_shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, Room>> {
+        lock(&self.rooms[self.hasher.hash_one(room) as usize % SHARDS])
     }
 
-    fn membership(self: &Arc<Self>, room: &RoomName, conn: ConnId, token: u64) -> Membership {
-        Membership { registry: Arc::clone(self), room: room.clone(), conn, token }
+    fn connection_shard(&self, conn: ConnId) -> MutexGuard<'_, HashMap<ConnId, Joined>> {
+        lock(&self.connections[conn as usize % SHARDS])
     }
 
-    /// Adds `conn` to `room` at a known position (`floor` in `epoch`), after running `then`
-    /// under the room's lock, so that a reply queued by `then` precedes every later event.
-    /// Returns the new membership, or `None` when `conn` was already in the room (its floor
-    /// is moved and its existing guard stays the only one).
-    pub fn join_at<R>(
-        self: &Arc<Self>,
-        room: &RoomName,
-        conn: &Arc<ConnectionHandle>,
-        floor: u64,
-        epoch: &str,
-        then: impl FnOnce() -> R,
-    ) -> (Option<Membership>, R) {
-        let mut shard = self.shard(room);
-        let entry = shard.entry(room.clone()).or_default();
-        let result = then();
-        let epoch: Arc<str> = Arc::from(epoch);
-        if entry.cursor.is_none() {
-            entry.cursor = Some(Cursor { offset: floor, epoch: Arc::clone(&epoch) });
-        }
-        let new_room = entry.members.is_empty();
-        let added = match entry.members.entry(conn.id) {
-            Entry::Occupied(mut member) => {
-                let member = member.get_mut();
-                (member.floor, member.epoch, member.held) = (floor, Some(epoch), None);
-                None
-            }
-            Entry::Vacant(slot) => {
-                let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-                slot.insert(Member { conn: Arc::clone(conn), token, floor, epoch: Some(epoch), held: None });
-                Some(token)
-            }
-        };
-        drop(shard);
-        (added.map(|token| self.added(room, conn.id, token, new_room)), result)
+    /// Registers an authenticated connection; it can join rooms until the returned
+    /// [`Registration`] is dropped.
+    pub fn register(self: &Arc<Self>, member: Arc<Member>) -> Registration {
+        let conn = member.id;
+        self.connection_shard(conn).insert(conn, Joined { member, rooms: HashSet::new() });
+        Registration { registry: Arc::clone(self), conn }
     }
 
-    /// Like [`Self::begin_catch_up`], and also returns the room's cursor when it has one and is
-    /// not repairing: a member that needs no reply can start there (every later event is held
-    /// for it), with no round trip.
-    pub fn hold(
-        self: &Arc<Self>,
-        room: &RoomName,
-        conn: &Arc<ConnectionHandle>,
-    ) -> (Option<Membership>, Option<Cursor>) {
-        let membership = self.begin_catch_up(room, conn);
-        let shard = self.shard(room);
-        let cursor = shard.get(room).filter(|e| e.repair.is_none()).and_then(|e| e.cursor.clone());
-        (membership, cursor)
-    }
-
-    /// Starts a join whose position is read from the broker afterwards: from now on the room's
-    /// events are held for `conn` until [`Self::finish_catch_up`]. An existing member starts
-    /// catching up again (a subscribe with `since` to a room it is in). Returns the new
-    /// membership, if any.
-    pub fn begin_catch_up(self: &Arc<Self>, room: &RoomName, conn: &Arc<ConnectionHandle>) -> Option<Membership> {
-        let mut shard = self.shard(room);
-        let entry = shard.entry(room.clone()).or_default();
-        let new_room = entry.members.is_empty();
-        let token = match entry.members.entry(conn.id) {
-            Entry::Occupied(mut member) => {
-                member.get_mut().held = Some(Vec::new());
-                return None;
-            }
-            Entry::Vacant(slot) => {
-                let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-                let member = Member { conn: Arc::clone(conn), token, floor: 0, epoch: None, held: Some(Vec::new()) };
-                slot.insert(member);
-                token
-            }
-        };
-        drop(shard);
-        Some(self.added(room, conn.id, token, new_room))
-    }
-
-    /// Finishes a catch-up: runs `then` (which queues the `ok`), queues the recovered events,
-    /// then the held ones past them, and makes the member live. Returns what happened, or
-    /// `None` when the member left meanwhile.
-    pub fn finish_catch_up<R>(
-        &self,
-        room: &RoomName,
-        conn: &ConnectionHandle,
-        catch_up: CatchUp<'_>,
-        then: impl FnOnce() -> R,
-    ) -> Option<(R, Delivery)> {
-        let mut out = Delivery::default();
-        let mut shard = self.shard(room);
-        let entry = shard.get_mut(room)?;
-        let member = entry.members.get_mut(&conn.id)?;
-        let result = then();
-        let user = &*member.conn.user;
-        let mut floor = catch_up.offset;
-        for e in catch_up.recovered {
-            if e.exclude_user.as_deref() != Some(user) {
-                member.conn.send(e.frame.clone(), e.received);
-            }
-            floor = floor.max(e.offset);
-        }
-        let mut broken = false;
-        let mut held = member.held.take().unwrap_or_default();
-        // Arrival order is offset order, except for copies older than the cursor.
-        held.sort_by_key(|e| e.offset);
-        for e in held {
-            if *e.epoch != *catch_up.epoch {
-                broken = true;
-            } else if e.offset > floor {
-                if e.exclude_user.as_deref() != Some(user) {
-                    member.conn.send(e.frame.clone(), e.received);
-                }
-                floor = e.offset;
+    /// Forgets `conn` and leaves every room it is in. A join racing with this finds the
+    /// connection gone and adds nothing.
+    fn unregister(&self, conn: ConnId) {
+        let Some(joined) = self.connection_shard(conn).remove(&conn) else { return };
+        for room in joined.rooms {
+            let mut shard = self.room_shard(&room);
+            if let Some(entry) = shard.get_mut(&room)
+                && entry.members.remove(&conn).is_some()
+            {
+                self.metrics.subscription_removed();
+                self.drop_if_empty(&mut shard, &room);
             }
         }
-        (member.floor, member.epoch) = (floor, Some(Arc::from(catch_up.epoch)));
-        if broken && let Some(member) = entry.members.remove(&conn.id) {
-            crate::metrics::subscription_removed();
-            out.evicted.push(member.conn);
+    }
+
+    /// Every registered connection (a snapshot).
+    pub fn connections(&self) -> Vec<Arc<Member>> {
+        self.connections
+            .iter()
+            .flat_map(|s| lock(s).values().map(|j| Arc::clone(&j.member)).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Number of registered connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether `conn` is in `room`.
+    pub fn is_in(&self, conn: ConnId, room: &RoomName) -> bool {
+        self.connection_shard(conn).get(&conn).is_some_and(|j| j.rooms.contains(room))
+    }
+
+    /// How many rooms `conn` is in.
+    pub fn rooms_joined(&self, conn: ConnId) -> usize {
+        self.connection_shard(conn).get(&conn).map_or(0, |j| j.rooms.len())
+    }
+
+    /// Removes `conn` from `room`; returns whether it was in it.
+    pub fn leave(&self, room: &RoomName, conn: ConnId) -> bool {
+        let mut shard = self.room_shard(room);
+        let Some(entry) = shard.get_mut(room) else { return false };
+        if entry.members.remove(&conn).is_none() {
+            return false;
         }
-        // The cursor is not moved to this member's position: it says what has arrived here,
-        // and events up to the position may still be on their way to other members.
+        self.metrics.subscription_removed();
+        self.forget(room, conn);
         self.drop_if_empty(&mut shard, room);
-        Some((result, out))
+        true
     }
 
-    /// Ends a catch-up whose position could not be read. A member that was positioned before
-    /// (a second `subscribe` to a room it is in) goes on from its own position and gets the
-    /// held events after it; returns `None` for a new member, which the caller removes.
-    pub fn abort_catch_up(&self, room: &RoomName, conn: &ConnectionHandle) -> Option<Delivery> {
-        let (floor, epoch) = {
-            let shard = self.shard(room);
-            let member = shard.get(room)?.members.get(&conn.id)?;
-            (member.floor, Arc::clone(member.epoch.as_ref()?))
-        };
-        // Between the two locks events are still held for the member, so none is lost.
-        let catch_up = CatchUp { offset: floor, epoch: &epoch, recovered: &[] };
-        self.finish_catch_up(room, conn, catch_up, || ()).map(|((), delivery)| delivery)
-    }
-
-    /// Delivers one event of a room's sequence to its members (see `sequence.rs`).
-    pub fn broadcast_event(&self, room: &RoomName, e: EventRef<'_>) -> Delivery {
-        let mut out = Delivery::default();
-        let mut shard = self.shard(room);
-        let Some(entry) = shard.get_mut(room) else { return out };
-        let detect = self.on_gap.get();
-        entry.deliver(e, detect.is_some(), &mut out);
-        if let (Some(cursor), Some(hook)) = (&out.gap, detect) {
-            hook(room, cursor);
-        }
-        self.drop_if_empty(&mut shard, room);
-        out
-    }
-
-    /// Starts holding `room`'s events for a repair after its cursor (after a lost
-    /// subscription); before any event arrived, after the lowest member position. Returns
-    /// where to repair from, or `None` when there is nothing to repair or a repair is running.
-    pub fn begin_repair(&self, room: &RoomName) -> Option<Cursor> {
-        let mut shard = self.shard(room);
-        let entry = shard.get_mut(room)?;
-        if entry.repair.is_some() {
-            return None;
-        }
-        let from = match &entry.cursor {
-            Some(cursor) => cursor.clone(),
-            None => entry.lowest_position(None)?,
-        };
-        entry.repair = Some(Repair::default());
-        Some(from)
-    }
-
-    /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are
-    /// delivered, then the held ones; with `None` (history could not fill the gap) every
-    /// positioned member is evicted, and members catching up get the held events.
-    pub fn finish_repair(&self, room: &RoomName, events: Option<&[HeldEvent]>) -> Delivery {
-        let mut out = Delivery::default();
-        let mut shard = self.shard(room);
-        let Some(entry) = shard.get_mut(room) else { return out };
-        let Some(repair) = entry.repair.take() else { return out };
-        match events {
-            Some(events) if !repair.overflowed => {
-                for e in events {
-                    entry.deliver(e.event_ref(), false, &mut out);
-                }
-            }
-            _ => {
-                entry.evict_positioned(&mut out);
-                entry.cursor = None;
-            }
-        }
-        let detect = self.on_gap.get();
-        for e in &repair.held {
-            entry.deliver(e.event_ref(), detect.is_some(), &mut out);
-        }
-        if let (Some(cursor), Some(hook)) = (&out.gap, detect) {
-            hook(room, cursor);
-        }
-        self.drop_if_empty(&mut shard, room);
-        out
-    }
-
-    fn added(self: &Arc<Self>, room: &RoomName, conn: ConnId, token: u64, new_room: bool) -> Membership {
-        crate::metrics::subscription_added(new_room);
-        self.membership(room, conn, token)
-    }
-
-    fn leave(&self, room: &RoomName, conn: ConnId, token: u64) {
-        let mut shard = self.shard(room);
-        let Some(entry) = shard.get_mut(room) else { return };
-        if entry.members.get(&conn).is_some_and(|m| m.token == token) {
-            entry.members.remove(&conn);
-            crate::metrics::subscription_removed();
-            self.drop_if_empty(&mut shard, room);
+    /// Removes `room` from `conn`'s rooms; called under the room's lock.
+    fn forget(&self, room: &RoomName, conn: ConnId) {
+        if let Some(joined) = self.connection_shard(conn).get_mut(&conn) {
+            joined.rooms.remove(room);
         }
     }
 
-    /// Removes `room` once it has no member (an evicted member's guard finds nothing to do).
+    /// Accounts for the members a delivery evicted (already out of the room) and removes the
+    /// room once empty; called under the room's lock.
+    fn after_delivery(&self, shard: &mut HashMap<RoomName, Room>, room: &RoomName, out: &Delivered) {
+        for member in &out.evicted {
+            self.metrics.subscription_removed();
+            self.forget(room, member.id);
+        }
+        self.drop_if_empty(shard, room);
+    }
+
     fn drop_if_empty(&self, shard: &mut HashMap<RoomName, Room>, room: &RoomName) {
         if shard.get(room).is_some_and(|entry| entry.members.is_empty()) {
             shard.remove(room);
-            crate::metrics::room_removed();
+            self.metrics.room_removed();
             if let Some(hook) = self.on_empty.get() {
                 hook(room);
             }
         }
     }
 
-    /// Queues `frame` to every member of `room` except the connections of `exclude_user` and
-    /// members still catching up; returns how many it was queued for. For frames outside the
-    /// offset sequence (`emit`).
-    pub fn broadcast(&self, room: &RoomName, frame: &Bytes, received: Instant, exclude_user: Option<&str>) -> usize {
-        let shard = self.shard(room);
-        let Some(entry) = shard.get(room) else { return 0 };
-        let mut sent = 0;
-        for member in entry.members.values() {
-            if member.held.is_some() || exclude_user.is_some_and(|u| *member.conn.user == *u) {
-                continue;
-            }
-            member.conn.send(frame.clone(), received);
-            sent += 1;
+    /// Delivers one event of a room's sequence to its members (see `sequence.rs`).
+    pub fn deliver(&self, room: &RoomName, e: EventRef<'_>) -> Delivered {
+        let mut out = Delivered::default();
+        let mut shard = self.room_shard(room);
+        let Some(entry) = shard.get_mut(room) else { return out };
+        let detect = self.on_gap.get();
+        entry.deliver(e, detect.is_some(), &mut out);
+        if let (Some(cursor), Some(hook)) = (&out.gap, detect) {
+            hook(room, cursor);
         }
-        sent
+        self.after_delivery(&mut shard, room, &out);
+        out
+    }
+
+    /// Starts holding `room`'s events for a repair (see `sequence.rs`); returns where to repair
+    /// from, or `None` when there is nothing to repair or a repair is running.
+    pub fn begin_repair(&self, room: &RoomName) -> Option<Cursor> {
+        self.room_shard(room).get_mut(room)?.begin_repair()
+    }
+
+    /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are
+    /// delivered, then the held ones; with `None` every positioned member is evicted.
+    pub fn finish_repair(&self, room: &RoomName, events: Option<&[HeldEvent]>) -> Delivered {
+        let mut out = Delivered::default();
+        let mut shard = self.room_shard(room);
+        let Some(entry) = shard.get_mut(room) else { return out };
+        let detect = self.on_gap.get();
+        entry.finish_repair(events, detect.is_some(), &mut out);
+        if let (Some(cursor), Some(hook)) = (&out.gap, detect) {
+            hook(room, cursor);
+        }
+        self.after_delivery(&mut shard, room, &out);
+        out
+    }
+
+    /// Queues `frame` to every member of `room` except the connections of `exclude_user` and
+    /// members still joining; returns how many it was queued for. For frames outside the offset
+    /// sequence (`emit`).
+    pub fn broadcast(&self, room: &RoomName, frame: &Bytes, received: Instant, exclude_user: Option<&str>) -> usize {
+        self.room_shard(room).get(room).map_or(0, |entry| entry.broadcast(frame, received, exclude_user))
     }
 
     /// The members of `room` (a snapshot).
-    pub fn members(&self, room: &RoomName) -> Vec<Arc<ConnectionHandle>> {
-        let shard = self.shard(room);
-        shard.get(room).map(|e| e.members.values().map(|m| Arc::clone(&m.conn)).collect()).unwrap_or_default()
+    pub fn members(&self, room: &RoomName) -> Vec<Arc<Member>> {
+        let shard = self.room_shard(room);
+        shard.get(room).map(|e| e.members.values().map(|m| Arc::clone(&m.member)).collect()).unwrap_or_default()
     }
 
     /// Number of members of `room`.
     pub fn member_count(&self, room: &RoomName) -> usize {
-        self.shard(room).get(room).map_or(0, |e| e.members.len())
+        self.room_shard(room).get(room).map_or(0, |e| e.members.len())
     }
 
     /// Where `room`'s delivery stands on this node.
     pub fn cursor(&self, room: &RoomName) -> Option<Cursor> {
-        self.shard(room).get(room).and_then(|e| e.cursor.clone())
+        self.room_shard(room).get(room).and_then(|e| e.cursor.clone())
     }
 
     /// Number of rooms with at least one member.
     pub fn room_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
-    }
-}
-
-impl Membership {
-    /// The room this membership is in.
-    pub fn room(&self) -> &RoomName {
-        &self.room
-    }
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        self.registry.leave(&self.room, self.conn, self.token);
+        self.rooms.iter().map(|s| lock(s).len()).sum()
     }
 }

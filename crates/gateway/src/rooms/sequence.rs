@@ -1,23 +1,25 @@
-//! Ordered delivery inside one room: the offset sequence, members still catching up, and gaps.
+//! [`Room`]: one room's members and the ordered delivery of its events.
 //!
 //! A room remembers the last event this node delivered (its [`Cursor`]). An event at or below
 //! it is a duplicate and is dropped; one more than a step past it (in the same epoch) reveals a
 //! gap, and the room holds every later event in a repair buffer until the missing ones come
-//! from history. A member that is catching up (its `ok` not yet sent) collects events in its
-//! own buffer instead of its outbox. A member whose epoch differs from an event's lost its
-//! continuity (the room's history was reset) and is evicted, to be told `left: resubscribe`.
+//! from history. A member that is joining (its `ok` not yet sent) collects events in its own
+//! buffer instead of its outbox, from [`Room::start_join`] to [`Room::finish_join`]. A member
+//! whose epoch differs from an event's lost its continuity (the room's history was reset) and
+//! is evicted, to be told `left: resubscribe`. Every change to a [`Membership`] is made here.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::member::{ConnId, Member};
 use crate::close::CloseReason;
-use crate::connection::handle::{ConnId, ConnectionHandle};
 
-/// Most events a catching-up member or a repairing room holds; past it the member is closed
-/// as too slow, or the repair gives up and its members are told to resubscribe.
+/// Most events a joining member or a repairing room holds; past it the member is closed as too
+/// slow, or the repair gives up and its members are told to resubscribe.
 pub const MAX_HELD: usize = 10_000;
 
 /// An event of a room's offset sequence, borrowed from the broker that carried it.
@@ -82,47 +84,148 @@ pub struct Cursor {
     pub epoch: Arc<str>,
 }
 
+/// Where a joining member starts: the room's position when it was read, and the events
+/// recovered from history up to it.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinPosition<'a> {
+    /// The room's offset when the position (and history) was read.
+    pub offset: u64,
+    /// The room's epoch.
+    pub epoch: &'a str,
+    /// Recovered events after the client's `since`, in order, ending at `offset`.
+    pub recovered: &'a [HeldEvent],
+}
+
+/// What a delivery did, for the caller to act on once the room's lock is released.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Members the frame was queued for.
+    pub sent: usize,
+    /// Members whose continuity broke: removed from the room, to be told to resubscribe.
+    pub evicted: Vec<Arc<Member>>,
+    /// The event revealed a gap after this cursor; the room now holds events until repaired.
+    pub gap: Option<Cursor>,
+}
+
+/// What [`Room::abort_join`] did with the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Aborted {
+    /// It was positioned before and goes on from there.
+    Kept,
+    /// It was new and was removed.
+    Removed,
+    /// It was no longer in the room.
+    Gone,
+}
+
+/// One member's place in one room's sequence.
 #[derive(Debug)]
-pub(super) struct Member {
-    pub(super) conn: Arc<ConnectionHandle>,
-    /// Tells this membership from an earlier one of the same connection.
-    pub(super) token: u64,
+pub(super) struct Membership {
+    pub(super) member: Arc<Member>,
     /// Events at or below this offset were accounted for in the member's `ok` (or recovered).
-    pub(super) floor: u64,
-    /// The epoch of the member's position; `None` while catching up.
-    pub(super) epoch: Option<Arc<str>>,
-    /// Events held while the member catches up.
-    pub(super) held: Option<Vec<Arc<HeldEvent>>>,
+    floor: u64,
+    /// The epoch of the member's position; `None` until its first join finishes.
+    epoch: Option<Arc<str>>,
+    /// Events held while the member joins.
+    held: Option<Vec<Arc<HeldEvent>>>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Repair {
-    pub(super) held: Vec<Arc<HeldEvent>>,
-    pub(super) overflowed: bool,
+struct Repair {
+    held: Vec<Arc<HeldEvent>>,
+    overflowed: bool,
 }
 
 /// A room's members and where its delivery stands.
 #[derive(Debug, Default)]
 pub(super) struct Room {
-    pub(super) members: HashMap<ConnId, Member>,
+    pub(super) members: HashMap<ConnId, Membership>,
     pub(super) cursor: Option<Cursor>,
-    pub(super) repair: Option<Repair>,
-}
-
-/// What delivering one event did.
-#[derive(Debug, Default)]
-pub struct Delivery {
-    /// Members the frame was queued for.
-    pub sent: usize,
-    /// Members whose continuity broke: removed from the room, to be told to resubscribe.
-    pub evicted: Vec<Arc<ConnectionHandle>>,
-    /// The event revealed a gap after this cursor; the room now holds events until repaired.
-    pub gap: Option<Cursor>,
+    repair: Option<Repair>,
 }
 
 impl Room {
+    /// Starts holding the room's events for `member` until its join finishes; a member already
+    /// in the room starts joining again (a second `subscribe`). Returns whether it is new.
+    pub(super) fn start_join(&mut self, member: &Arc<Member>) -> bool {
+        match self.members.entry(member.id) {
+            Entry::Occupied(mut m) => {
+                m.get_mut().held = Some(Vec::new());
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Membership { member: Arc::clone(member), floor: 0, epoch: None, held: Some(Vec::new()) });
+                true
+            }
+        }
+    }
+
+    /// The cursor, unless a repair is running: where a member needing no reply may start.
+    pub(super) fn settled_cursor(&self) -> Option<Cursor> {
+        self.cursor.clone().filter(|_| self.repair.is_none())
+    }
+
+    /// Finishes `conn`'s join at `at`: runs `then` (which queues the `ok`), queues the
+    /// recovered events, then the held ones past them, and makes the member live. `None` when
+    /// the member left meanwhile.
+    pub(super) fn finish_join<R>(
+        &mut self,
+        conn: ConnId,
+        at: JoinPosition<'_>,
+        then: impl FnOnce() -> R,
+        out: &mut Delivered,
+    ) -> Option<R> {
+        let m = self.members.get_mut(&conn)?;
+        let result = then();
+        let user = &*m.member.user;
+        let mut floor = at.offset;
+        for e in at.recovered {
+            if e.exclude_user.as_deref() != Some(user) {
+                m.member.send(e.frame.clone(), e.received);
+            }
+            floor = floor.max(e.offset);
+        }
+        let mut broken = false;
+        let mut held = m.held.take().unwrap_or_default();
+        // Arrival order is offset order, except for copies older than the cursor.
+        held.sort_by_key(|e| e.offset);
+        for e in held {
+            if *e.epoch != *at.epoch {
+                broken = true;
+            } else if e.offset > floor {
+                if e.exclude_user.as_deref() != Some(user) {
+                    m.member.send(e.frame.clone(), e.received);
+                }
+                floor = e.offset;
+            }
+        }
+        // The cursor is not moved to this member's position: it says what has arrived here,
+        // and events up to the position may still be on their way to other members.
+        (m.floor, m.epoch) = (floor, Some(Arc::from(at.epoch)));
+        if broken && let Some(m) = self.members.remove(&conn) {
+            out.evicted.push(m.member);
+        }
+        Some(result)
+    }
+
+    /// Ends a join whose position could not be read. A member positioned before (a second
+    /// `subscribe` to a room it is in) goes on from its own position with the held events after
+    /// it; a new member is removed.
+    pub(super) fn abort_join(&mut self, conn: ConnId, out: &mut Delivered) -> Aborted {
+        let Some(m) = self.members.get(&conn) else { return Aborted::Gone };
+        let Some(epoch) = m.epoch.clone() else {
+            self.members.remove(&conn);
+            return Aborted::Removed;
+        };
+        let at = JoinPosition { offset: m.floor, epoch: &epoch, recovered: &[] };
+        match self.finish_join(conn, at, || (), out) {
+            Some(()) => Aborted::Kept,
+            None => Aborted::Gone,
+        }
+    }
+
     /// Delivers (or holds) one event; `detect_gaps` is off where offsets cannot skip.
-    pub(super) fn deliver(&mut self, e: EventRef<'_>, detect_gaps: bool, out: &mut Delivery) {
+    pub(super) fn deliver(&mut self, e: EventRef<'_>, detect_gaps: bool, out: &mut Delivered) {
         let mut held: Option<Arc<HeldEvent>> = None;
         let mut hold = || Arc::clone(held.get_or_insert_with(|| HeldEvent::from_ref(e)));
         if let Some(repair) = &mut self.repair {
@@ -137,9 +240,9 @@ impl Room {
             Some(cursor) if *cursor.epoch == *e.epoch => {
                 if e.offset <= cursor.offset {
                     // Live members have it (or were positioned past it), but a member still
-                    // catching up from an earlier position may not: the cursor can be ahead of
+                    // joining from an earlier position may not: the cursor can be ahead of
                     // what arrived, set from another member's position.
-                    self.hold_for_catching_up(e, &mut hold);
+                    self.hold_for_joining(e, &mut hold);
                     return;
                 }
                 if detect_gaps && e.offset > cursor.offset + 1 {
@@ -164,66 +267,110 @@ impl Room {
             }
         }
         let mut broken = Vec::new();
-        for (id, member) in &mut self.members {
-            if e.exclude_user.is_some_and(|u| *member.conn.user == *u) {
+        for (id, m) in &mut self.members {
+            if e.exclude_user.is_some_and(|u| *m.member.user == *u) {
                 continue;
             }
-            if let Some(pending) = &mut member.held {
+            if let Some(pending) = &mut m.held {
                 if pending.len() >= MAX_HELD {
-                    member.conn.close(CloseReason::SlowConsumer);
+                    m.member.close(CloseReason::SlowConsumer);
                 } else {
                     pending.push(hold());
                 }
                 continue;
             }
-            if member.epoch.as_deref().is_some_and(|epoch| epoch != e.epoch) {
+            if m.epoch.as_deref().is_some_and(|epoch| epoch != e.epoch) {
                 broken.push(*id);
                 continue;
             }
-            if e.offset > member.floor {
+            if e.offset > m.floor {
                 // A full outbox closes that connection; it never blocks this loop.
-                member.conn.send(e.frame.clone(), e.received);
+                m.member.send(e.frame.clone(), e.received);
                 out.sent += 1;
             }
         }
         for id in broken {
-            if let Some(member) = self.members.remove(&id) {
-                crate::metrics::subscription_removed();
-                out.evicted.push(member.conn);
+            if let Some(m) = self.members.remove(&id) {
+                out.evicted.push(m.member);
             }
         }
     }
 
-    fn hold_for_catching_up(&mut self, e: EventRef<'_>, hold: &mut impl FnMut() -> Arc<HeldEvent>) {
-        for member in self.members.values_mut() {
-            if let Some(pending) = &mut member.held
+    fn hold_for_joining(&mut self, e: EventRef<'_>, hold: &mut impl FnMut() -> Arc<HeldEvent>) {
+        for m in self.members.values_mut() {
+            if let Some(pending) = &mut m.held
                 && pending.len() < MAX_HELD
-                && e.exclude_user.is_none_or(|u| *member.conn.user != *u)
+                && e.exclude_user.is_none_or(|u| *m.member.user != *u)
             {
                 pending.push(hold());
             }
         }
     }
 
+    /// Queues a frame outside the offset sequence (`emit`) to every live member except the
+    /// connections of `exclude_user`; returns how many got it.
+    pub(super) fn broadcast(&self, frame: &Bytes, received: Instant, exclude_user: Option<&str>) -> usize {
+        let mut sent = 0;
+        for m in self.members.values() {
+            if m.held.is_some() || exclude_user.is_some_and(|u| *m.member.user == *u) {
+                continue;
+            }
+            m.member.send(frame.clone(), received);
+            sent += 1;
+        }
+        sent
+    }
+
     /// The lowest position of a positioned member (in `epoch`, when given): where this node's
     /// delivery must go on from when the room has no cursor yet.
-    pub(super) fn lowest_position(&self, epoch: Option<&str>) -> Option<Cursor> {
-        let member = self
+    fn lowest_position(&self, epoch: Option<&str>) -> Option<Cursor> {
+        let m = self
             .members
             .values()
             .filter(|m| m.epoch.is_some() && epoch.is_none_or(|e| m.epoch.as_deref() == Some(e)))
             .min_by_key(|m| m.floor)?;
-        Some(Cursor { offset: member.floor, epoch: Arc::clone(member.epoch.as_ref()?) })
+        Some(Cursor { offset: m.floor, epoch: Arc::clone(m.epoch.as_ref()?) })
     }
 
-    /// Removes every member that is not catching up (their continuity cannot be repaired).
-    pub(super) fn evict_positioned(&mut self, out: &mut Delivery) {
-        let ids: Vec<ConnId> = self.members.iter().filter(|(_, m)| m.held.is_none()).map(|(id, _)| *id).collect();
-        for id in ids {
-            if let Some(member) = self.members.remove(&id) {
-                crate::metrics::subscription_removed();
-                out.evicted.push(member.conn);
+    /// Starts holding the room's events for a repair after its cursor (after a lost
+    /// subscription); before any event arrived, after the lowest member position. Returns where
+    /// to repair from, or `None` when there is nothing to repair or a repair is running.
+    pub(super) fn begin_repair(&mut self) -> Option<Cursor> {
+        if self.repair.is_some() {
+            return None;
+        }
+        let from = match &self.cursor {
+            Some(cursor) => cursor.clone(),
+            None => self.lowest_position(None)?,
+        };
+        self.repair = Some(Repair::default());
+        Some(from)
+    }
+
+    /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are
+    /// delivered, then the held ones; with `None` (history could not fill the gap) every
+    /// positioned member is evicted, and members still joining get the held events.
+    pub(super) fn finish_repair(&mut self, events: Option<&[HeldEvent]>, detect_gaps: bool, out: &mut Delivered) {
+        let Some(repair) = self.repair.take() else { return };
+        match events {
+            Some(events) if !repair.overflowed => {
+                for e in events {
+                    self.deliver(e.event_ref(), false, out);
+                }
             }
+            _ => {
+                let positioned: Vec<ConnId> =
+                    self.members.iter().filter(|(_, m)| m.held.is_none()).map(|(id, _)| *id).collect();
+                for id in positioned {
+                    if let Some(m) = self.members.remove(&id) {
+                        out.evicted.push(m.member);
+                    }
+                }
+                self.cursor = None;
+            }
+        }
+        for e in &repair.held {
+            self.deliver(e.event_ref(), detect_gaps, out);
         }
     }
 }

@@ -1,0 +1,39 @@
+//! The gateway's integration tests, in one binary (one link of the crate instead of one per
+//! file): each module is one behaviour area, and they start real servers: in-process nodes on
+//! port 0 (each with its own metrics), real `roomcast` processes, real `redis-server`s and
+//! clusters, and the local nginx cluster.
+
+mod common;
+mod ops;
+
+mod asymmetric_tokens;
+mod auto_join;
+mod bad_tokens;
+mod connection_limit;
+mod dialog_access;
+mod drain;
+mod emit;
+mod gap_repair;
+mod grafana_dashboard;
+mod keepalive;
+mod local_cluster_failover;
+mod local_cluster_prometheus;
+mod logging;
+mod malformed;
+mod member_removal;
+mod metrics;
+mod node_kill;
+mod origin;
+mod outage_recovery;
+mod oversize;
+mod publish;
+mod recovery;
+mod recovery_under_load;
+mod redis_cluster;
+mod redis_nodes;
+mod redis_outage;
+mod refresh;
+mod settings_names;
+mod slow_consumer;
+mod subscribe_reply;
+mod token_forms;
