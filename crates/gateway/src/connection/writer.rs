@@ -105,3 +105,39 @@ async fn write<W: AsyncWrite + Unpin>(
     let deadline = *close_deadline.get_or_insert_with(|| Instant::now() + CLOSE_DEADLINE);
     matches!(tokio::time::timeout_at(deadline, write).await, Ok(Ok(())))
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_goes_out_once_per_interval_and_frames_queued_together_go_out_together() {
+        let metrics = Arc::new(Metrics::new("test"));
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let member = Arc::new(Member::new(1, Arc::from("u1"), 1 << 16, Arc::clone(&metrics)));
+        let writer = tokio::spawn(run(server, Arc::clone(&member), metrics, Duration::from_secs(1)));
+
+        tokio::time::sleep(Duration::from_millis(5500)).await;
+        let mut pings = [0u8; 10];
+        client.read_exact(&mut pings).await.unwrap();
+        assert_eq!(pings, [0x89, 0x00].repeat(5)[..], "five empty pings in 5.5 s");
+        assert!(client.read(&mut [0u8; 1]).now_or_never().is_none(), "and nothing else");
+
+        let now = std::time::Instant::now();
+        member.send(wire::text(b"a"), now);
+        member.send(wire::text(b"b"), now);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut frames = [0u8; 6];
+        client.read_exact(&mut frames).await.unwrap();
+        assert_eq!(&frames, b"\x81\x01a\x81\x01b");
+
+        member.close(CloseReason::Shutdown);
+        writer.await.unwrap();
+        let mut close = Vec::new();
+        client.read_to_end(&mut close).await.unwrap();
+        assert_eq!(close, wire::close(1012, "shutdown"));
+    }
+}

@@ -396,3 +396,73 @@ pub fn lose_one(redis: &roomcast_testkit::RedisServer, room: &str, epoch: &str, 
     }
     offset
 }
+
+/// A WebSocket client on a bare TCP socket that writes nothing after its upgrade request: it
+/// never answers a ping, as a peer that vanished would not.
+pub struct SilentClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl SilentClient {
+    /// Upgrades `GET <path_and_query>` on `addr` and reads the 101.
+    pub async fn connect(addr: SocketAddr, path_and_query: &str) -> Self {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path_and_query} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk)).await.expect("a response").unwrap();
+            assert!(n > 0, "closed before the upgrade");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        assert!(buf.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf));
+        buf.drain(..head_end);
+        Self { stream, buf }
+    }
+
+    /// Reads server frames until the close frame; returns its code and the opcodes before it.
+    pub async fn until_close(&mut self) -> (u16, Vec<u8>) {
+        let mut opcodes = Vec::new();
+        loop {
+            let (opcode, payload) = self.frame().await;
+            if opcode == 0x8 {
+                return (u16::from_be_bytes([payload[0], payload[1]]), opcodes);
+            }
+            opcodes.push(opcode);
+        }
+    }
+
+    /// The next (unmasked, unfragmented) server frame.
+    async fn frame(&mut self) -> (u8, Vec<u8>) {
+        loop {
+            if self.buf.len() >= 2 {
+                let (opcode, short) = (self.buf[0] & 0x0f, usize::from(self.buf[1] & 0x7f));
+                let (head, len) = match short {
+                    126 if self.buf.len() >= 4 => (4, usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]))),
+                    127 if self.buf.len() >= 10 => {
+                        (10, u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (2, n),
+                };
+                if head != usize::MAX && self.buf.len() >= head + len {
+                    let payload = self.buf[head..head + len].to_vec();
+                    self.buf.drain(..head + len);
+                    return (opcode, payload);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk)).await.expect("a frame").unwrap();
+            assert!(n > 0, "the socket closed without a close frame");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

@@ -47,3 +47,43 @@ fn metric_names_are_read_from_promql() {
     let q = r#"histogram_quantile(0.99, sum by (node, le) (rate(roomcast_fanout_latency_seconds_bucket{node=~"$node"}[1m]))) / roomcast_x"#;
     assert_eq!(crate::ops::metric_names(q), ["roomcast_fanout_latency_seconds", "roomcast_x"]);
 }
+
+/// The `roomcast_*` metric names in the alert rules' `expr` lines.
+fn alert_metric_names() -> Vec<String> {
+    let rules = std::fs::read_to_string(crate::ops::repo().join("deploy/prometheus/alerts.yml")).unwrap();
+    rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")).flat_map(crate::ops::metric_names).collect()
+}
+
+#[tokio::test]
+async fn a_fresh_node_exports_every_series_the_dashboard_and_alerts_query() {
+    // Before any connection, close, auth failure or repair: a rate over a series that does not
+    // exist yet shows "no data" instead of 0, and an alert on it never fires.
+    let gw = crate::common::TestGateway::start().await;
+    let (status, text) = gw.get("/metrics").await;
+    assert_eq!(status, 200);
+    let used: Vec<String> = ops_names().into_iter().chain(alert_metric_names()).collect();
+    assert!(used.iter().any(|n| n == metrics::SLOW_CONSUMER_CLOSES), "{used:?}");
+    for name in &used {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} is not on a fresh node's /metrics:\n{text}");
+    }
+    for name in metrics::ALL {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} is missing:\n{text}");
+    }
+    for (name, label, values) in [
+        (metrics::CONNECTIONS_CLOSED, "reason", roomcast_gateway::close::CloseReason::LABELS),
+        (metrics::AUTH_FAILURES, "reason", metrics::AUTH_FAILURE_REASONS),
+        (metrics::COMMANDS, "command", metrics::COMMAND_NAMES),
+        (metrics::GAP_REPAIRS, "outcome", metrics::REPAIR_OUTCOMES),
+    ] {
+        for value in values {
+            let series = format!(r#"{name}{{{label}="{value}"}}"#);
+            let line = text.lines().find(|l| l.starts_with(name) && l.contains(&format!(r#"{label}="{value}""#)));
+            assert!(line.is_some_and(|l| l.ends_with(" 0")), "{series} is not exported at 0:\n{text}");
+        }
+    }
+    assert_eq!(crate::common::metric_value(&text, metrics::RESUBSCRIBES), 0.0);
+}
+
+fn ops_names() -> Vec<String> {
+    crate::ops::dashboard_queries().iter().flat_map(|q| crate::ops::metric_names(q)).collect()
+}

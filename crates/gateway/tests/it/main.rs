@@ -6,6 +6,7 @@
 mod common;
 mod ops;
 
+mod api_errors;
 mod asymmetric_tokens;
 mod auto_join;
 mod bad_tokens;
@@ -26,6 +27,7 @@ mod node_kill;
 mod origin;
 mod outage_recovery;
 mod oversize;
+mod panic_cleanup;
 mod publish;
 mod recovery;
 mod recovery_under_load;

@@ -27,7 +27,6 @@ async fn counters_move_with_traffic() {
     let (status, text) = gw.get("/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains("# TYPE roomcast_fanout_latency_seconds histogram"), "{text}");
-    assert!(crate::common::metric_value(&text, r#"roomcast_fanout_latency_seconds_bucket{le="0.001"}"#) >= 0.0);
     assert!(text.contains(r#"node="test-node""#), "every series names its node: {text}");
     assert!(
         crate::common::metric_value(&text, r#"roomcast_fanout_latency_seconds_bucket{le="+Inf"}"#) >= 1.0,
@@ -36,11 +35,7 @@ async fn counters_move_with_traffic() {
 
     c.ws.close(None).await.unwrap();
     let closed = r#"roomcast_connections_closed_total{reason="client_closed"}"#;
-    let deadline = std::time::Instant::now() + crate::common::PATIENCE;
-    while gw.metric(closed).await < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "the close was never counted");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    roomcast_testkit::eventually("the close to be counted", async || gw.metric(closed).await == 1.0).await;
     assert_eq!(gw.metric("roomcast_connections_open").await, 0.0);
     assert_eq!(gw.metric("roomcast_rooms").await, 0.0);
 }

@@ -36,6 +36,10 @@ async fn the_node_survives_a_redis_restart_and_resubscribes() {
     let mut late = gw.connect_url(&format!("{}?token={}", gw.ws_url(), gw.token("u2", None))).await;
     let (code, frames) = late.recv_close().await;
     assert_eq!((code, frames.len()), (1012, 0), "{frames:?}");
+    // Counted as what it is, not as a shutdown.
+    let closed = r#"roomcast_connections_closed_total{reason="broker_unavailable"}"#;
+    eventually("the 1012 close to be counted as broker_unavailable", async || gw.metric(closed).await == 1.0).await;
+    assert_eq!(gw.metric(r#"roomcast_connections_closed_total{reason="shutdown"}"#).await, 0.0);
 
     redis.restart();
     eventually("/readyz to recover", async || gw.get("/readyz").await.0 == 200).await;

@@ -1,8 +1,6 @@
 //! A client that stops reading is closed with 4008 once its send queue overflows, while another
 //! client in the same room receives every event in order.
 
-use std::time::{Duration, Instant};
-
 use crate::common::TestGateway;
 use serde_json::json;
 
@@ -43,9 +41,7 @@ async fn a_client_that_never_reads_is_closed_4008_and_the_others_miss_nothing() 
     assert!(published < EVENTS, "the slow client was never closed");
 
     // The node waits 5 s for the close frame to get through; reading now lets it.
-    let deadline = Instant::now() + Duration::from_secs(4);
     let (code, frames) = slow.recv_close().await;
-    assert!(Instant::now() < deadline + Duration::from_secs(10));
     assert_eq!(code, 4008);
     assert!((frames.len() as u64) < published, "queued frames were dropped: got {} of {published}", frames.len());
 

@@ -90,3 +90,40 @@ impl ChannelTable {
         rooms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(n: usize) -> RoomName {
+        RoomName::parse(&format!("dialog:{n}")).unwrap()
+    }
+
+    #[test]
+    fn a_room_mid_command_holds_up_no_other_room() {
+        let table = ChannelTable::new();
+        let busy = table.pin(&room(0));
+        // As if a subscribe of dialog:0 were waiting on a dead connection.
+        let _in_flight = busy.try_lock().unwrap();
+        // Well over SHARDS rooms, so some share dialog:0's shard.
+        for n in 1..=4 * SHARDS {
+            let lock = table.pin(&room(n));
+            assert!(lock.try_lock().is_ok(), "dialog:{n} waits on dialog:0");
+        }
+    }
+
+    #[test]
+    fn an_entry_goes_only_when_unpinned_and_its_own() {
+        let table = ChannelTable::new();
+        let lock = table.pin(&room(1));
+        table.remove_if_unpinned(&room(1), &lock);
+        assert!(table.holds(&room(1), &lock), "pinned: kept");
+        table.unpin(&room(1));
+        let other = Arc::new(ChannelLock::default());
+        table.remove_if_unpinned(&room(1), &other);
+        assert!(table.holds(&room(1), &lock), "another lock does not remove it");
+        table.remove_if_unpinned(&room(1), &lock);
+        assert!(table.lock(&room(1)).is_none());
+        assert!(table.rooms().is_empty());
+    }
+}
