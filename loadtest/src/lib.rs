@@ -2,12 +2,15 @@
 //!
 //! # Layout
 //!
-//! - [`ws`]: a minimal WebSocket client; [`socketio`]: Engine.IO / Socket.IO v4 packets;
-//!   [`client`]: one user connection in either protocol; [`http`]: keep-alive publish calls.
-//! - [`target`]: the server under test; [`tokens`]: JWTs for the simulated users.
+//! In the order a run crosses them (connect, authenticate, join, publish, receive, report):
+//!
+//! - [`target`]: the server under test; [`ws`]: a minimal WebSocket client; [`socketio`]:
+//!   Engine.IO / Socket.IO v4 packets; [`client`]: one user connection in either protocol.
+//! - [`tokens`]: JWTs for the simulated users.
+//! - [`scenario`]: `idle`, `broadcast`, `chat` / `cross-node`, `connect` (joining the rooms each
+//!   needs); [`suite`]: the standard suite against several targets.
+//! - [`http`]: keep-alive publish calls.
 //! - [`tracker`]: deliveries, losses and HDR latency histograms; [`procstat`]: CPU and RSS.
-//! - [`scenario`]: `idle`, `broadcast`, `chat` / `cross-node`, `connect`; [`suite`]: the
-//!   standard suite against several targets.
 //! - [`report`]: JSON and markdown results; [`svg`]: latency plots; [`progress`]: the progress line.
 
 pub mod client;

@@ -2,11 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`envelope`]: the protobuf [`Envelope`](envelope::Envelope) that travels on a room's broker
-//!   channel, generated from `proto/roomcast.proto` at build time (protox, no `protoc`).
-//! - [`room`]: room names (`user:<id>`, `org:<id>`, `dialog:<id>`), their validation and kinds.
-//! - [`frames`]: the JSON frames of the v1 WebSocket protocol, client to server and back.
+//! In the order an event's path meets them:
+//!
+//! - [`frames`]: the JSON frames of the v1 WebSocket protocol (`auth`, `connected`, commands,
+//!   replies and events), client to server and back.
+//! - [`room`]: room names (`user:<id>`, `org:<id>`, `dialog:<id>`) a connection joins, their
+//!   validation and kinds.
 //! - [`api`]: the JSON bodies of the publish API (`/api/publish`, `/api/members`, `/api/disconnect`).
+//! - [`envelope`]: the protobuf [`Envelope`](envelope::Envelope) that carries a publish on a
+//!   room's broker channel to every node, generated from `proto/roomcast.proto` at build time
+//!   (protox, no `protoc`).
 
 pub mod api;
 pub mod frames;

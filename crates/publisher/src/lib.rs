@@ -24,13 +24,16 @@
 //!
 //! # Layout
 //!
-//! - [`Target`]: where Redis is, and [`resp3_url`] (`target.rs`).
-//! - [`Publisher`] (`publisher.rs`); [`Event`] and [`Published`] (`event.rs`); message ids and
-//!   epochs (`ids.rs`).
-//! - [`Retention`]: history size and age, dedup window (`retention.rs`); [`History`]: a room's
-//!   position and recent events (`history.rs`).
+//! In the order a publish crosses them:
+//!
+//! - Connect: [`Target`], where Redis is, and [`resp3_url`] (`target.rs`); [`Publisher`]
+//!   (`publisher.rs`).
+//! - Join: member sets and [`History`], a room's position and recent events read by a joining
+//!   node (`history.rs`).
+//! - Publish: [`Event`] and [`Published`] (`event.rs`); message ids and epochs (`ids.rs`);
+//!   [`Retention`], history size and age and the dedup window (`retention.rs`).
+//! - In Redis: [`layout`], channel and key names; `scripts.rs`, the Lua scripts.
 //! - [`Error`]: what a caller can branch on (`error.rs`).
-//! - [`layout`]: channel and key names in Redis; `scripts.rs`: the Lua scripts.
 
 mod error;
 mod event;

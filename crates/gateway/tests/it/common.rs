@@ -48,6 +48,16 @@ impl TestGateway {
         Self { addr, stop: Some(stop) }
     }
 
+    /// A gateway on `redis` (Redis mode), with `adjust` applied after.
+    pub async fn on_redis(redis: &roomcast_testkit::RedisServer, adjust: impl FnOnce(&mut Config)) -> Self {
+        let url = redis.url();
+        Self::start_with(move |c| {
+            c.broker = roomcast_gateway::config::BrokerConfig::Redis(url);
+            adjust(c);
+        })
+        .await
+    }
+
     /// A handle on a gateway started elsewhere (a real process), which it does not stop.
     pub fn attach(addr: SocketAddr) -> Self {
         Self { addr, stop: None }

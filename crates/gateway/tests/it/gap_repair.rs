@@ -4,7 +4,6 @@
 //! of a room to reach a node is checked against its members' positions too.
 
 use crate::common::{TestGateway, lose_one};
-use roomcast_gateway::config::BrokerConfig;
 use roomcast_publisher::{Event, Publisher, Target};
 use roomcast_testkit::RedisServer;
 use serde_json::json;
@@ -12,8 +11,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_lost_on_pub_sub_is_repaired_from_history() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| c.broker = BrokerConfig::Redis(url)).await;
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
     let mut client = gw.connect("u1", None).await;
     client.subscribe("user:u1").await;
     let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
@@ -36,8 +34,7 @@ async fn a_message_lost_on_pub_sub_is_repaired_from_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_history_cannot_fill_tells_members_to_resubscribe() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| c.broker = BrokerConfig::Redis(url)).await;
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
     let mut client = gw.connect("u1", None).await;
     client.subscribe("user:u1").await;
     let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
@@ -55,8 +52,7 @@ async fn a_gap_history_cannot_fill_tells_members_to_resubscribe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_lost_before_the_rooms_first_event_on_the_node_is_repaired() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| c.broker = BrokerConfig::Redis(url)).await;
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
     let mut client = gw.connect("u1", None).await;
     // The member is positioned at offset 0 and nothing has reached the node yet.
     let ok = client.subscribe("user:u1").await;

@@ -136,8 +136,7 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_published_before_the_node_resubscribed_are_repaired_without_a_later_event() {
     let mut redis = RedisServer::start_persistent();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| c.broker = BrokerConfig::Redis(url)).await;
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
     let mut client = gw.connect("u1", None).await;
     client.subscribe("user:u1").await;
     let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();

@@ -5,19 +5,13 @@
 use std::time::Duration;
 
 use crate::common::TestGateway;
-use roomcast_gateway::config::BrokerConfig;
 use roomcast_testkit::{RedisServer, eventually};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_connection_releases_its_rooms_subscriptions_and_registration() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| {
-        c.broker = BrokerConfig::Redis(url);
-        c.unsubscribe_delay = Duration::from_millis(100);
-    })
-    .await;
+    let gw = TestGateway::on_redis(&redis, |c| c.unsubscribe_delay = Duration::from_millis(100)).await;
     let mut other = gw.connect("other", None).await;
     let gauges = async || {
         (

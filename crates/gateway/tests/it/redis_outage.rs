@@ -4,15 +4,13 @@
 //! room's history is gone, and events after the restart arrive.
 
 use crate::common::TestGateway;
-use roomcast_gateway::config::BrokerConfig;
 use roomcast_testkit::{RedisServer, eventually};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_survives_a_redis_restart_and_resubscribes() {
     let mut redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| c.broker = BrokerConfig::Redis(url)).await;
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
     gw.add_members("dialog:9", &["u1"]).await;
     let mut client = gw.connect("u1", None).await;
     client.subscribe("dialog:9").await;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::common::TestGateway;
-use roomcast_gateway::config::BrokerConfig;
 use roomcast_publisher::{Publisher, Target};
 use roomcast_testkit::RedisServer;
 use serde_json::{Value, json};
@@ -14,12 +13,7 @@ const SUBSCRIBES: u64 = 400;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_racing_a_member_removal_gets_exactly_one_reply() {
     let redis = RedisServer::start();
-    let url = redis.url();
-    let gw = TestGateway::start_with(move |c| {
-        c.broker = BrokerConfig::Redis(url);
-        c.unsubscribe_delay = Duration::from_millis(100);
-    })
-    .await;
+    let gw = TestGateway::on_redis(&redis, |c| c.unsubscribe_delay = Duration::from_millis(100)).await;
     let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
     publisher.update_members("dialog:7", &["u1"], &[]).await.unwrap();
     let mut client = gw.connect("u1", None).await;
