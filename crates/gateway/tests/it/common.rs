@@ -223,6 +223,22 @@ impl TestClient {
         }
     }
 
+    /// The next JSON frame, or the code of the server's close frame; panics after [`PATIENCE`].
+    pub async fn recv_or_close(&mut self) -> Result<Value, u16> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a frame within the patience window")
+                .expect("the socket is open")
+                .expect("the socket reads");
+            match message {
+                Message::Text(text) => return Ok(serde_json::from_str(&text).unwrap()),
+                Message::Close(close) => return Err(close.map_or(1005, |c| u16::from(c.code))),
+                _ => {}
+            }
+        }
+    }
+
     /// Sends a command and returns its reply (the next frame).
     pub async fn request(&mut self, frame: Value) -> Value {
         self.send(frame).await;

@@ -12,7 +12,7 @@ use rand::Rng;
 use roomcast_gateway::config::BrokerConfig;
 use roomcast_publisher::{Event, Publisher, Retention, Target};
 use roomcast_testkit::RedisServer;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 const ROOM: &str = "dialog:load";
@@ -36,29 +36,46 @@ struct Seen {
     events: u64,
     recoveries: u64,
     recovered_events: u64,
+    /// Closes with 4008: on a starved machine a client can fall behind four unpaced publishers;
+    /// like any client it then reconnects and recovers with `since`.
+    slow_closes: u64,
+}
+
+/// How a stretch of following ended.
+enum Followed {
+    /// Up to the last offset published.
+    ToTheEnd,
+    /// The client drops its connection here (at random), or the node closed it as too slow.
+    Reconnect,
 }
 
 /// Reads events, asserting each is the next offset, until a random number were read (while
-/// publishing goes on) or up to the last offset (once it is known). Returns whether it was
-/// the last.
+/// publishing goes on) or up to the last offset (once it is known).
 async fn follow(
     client: &mut TestClient,
     next: &mut u64,
     epoch: &str,
     last: &mut watch::Receiver<Option<u64>>,
     seen: &mut Seen,
-) -> bool {
+) -> Followed {
     let mut quota = rand::rng().random_range(0..400u32);
     loop {
         let finished = *last.borrow();
         match finished {
-            Some(last) if *next > last => return true,
-            None if quota == 0 => return false,
+            Some(last) if *next > last => return Followed::ToTheEnd,
+            None if quota == 0 => return Followed::Reconnect,
             _ => {}
         }
         quota = quota.saturating_sub(1);
         let e = tokio::select! {
-            e = client.recv() => e,
+            e = client.recv_or_close() => match e {
+                Ok(e) => e,
+                Err(4008) => {
+                    seen.slow_closes += 1;
+                    return Followed::Reconnect;
+                }
+                Err(code) => panic!("closed with {code}; subscribe replies so far: {:?}", seen.replies),
+            },
             // Publishing ended while waiting: the next event may never come.
             _ = last.changed() => continue,
         };
@@ -75,24 +92,59 @@ async fn follow(
     }
 }
 
+/// Connects to a random node and subscribes (with `since` when given); `None` when the node
+/// closed the connection as too slow before the reply could be read (the backlog sent after
+/// it overflowed the send queue of a starved client), which the caller retries like a drop.
+async fn subscribe(
+    nodes: &[TestGateway],
+    user: &str,
+    since: Option<(u64, &str)>,
+    seen: &mut Seen,
+) -> Option<(TestClient, Value)> {
+    let node = &nodes[rand::rng().random_range(0..nodes.len())];
+    let mut c = node.connect(user, None).await;
+    let mut command = json!({"type": "subscribe", "id": 1, "room": ROOM});
+    if let Some((offset, epoch)) = since {
+        command["since"] = json!({"offset": offset, "epoch": epoch});
+    }
+    c.send(command).await;
+    match c.recv_or_close().await {
+        Ok(ok) => {
+            assert_eq!(ok["type"], "ok", "{ok}");
+            Some((c, ok))
+        }
+        Err(4008) => {
+            seen.slow_closes += 1;
+            None
+        }
+        Err(code) => panic!("closed with {code}; subscribe replies so far: {:?}", seen.replies),
+    }
+}
+
 async fn client(nodes: Arc<Vec<TestGateway>>, user: String, mut last: watch::Receiver<Option<u64>>) -> Seen {
     let mut seen = Seen::default();
     let pause = || Duration::from_millis(rand::rng().random_range(0..300));
     tokio::time::sleep(pause()).await;
-    let pick = || rand::rng().random_range(0..nodes.len());
-    let mut c = nodes[pick()].connect(&user, None).await;
-    let ok = c.subscribe(ROOM).await;
+    let (mut c, ok) = loop {
+        if let Some(joined) = subscribe(&nodes, &user, None, &mut seen).await {
+            break joined;
+        }
+    };
     seen.replies.push(format!("first {ok}"));
     let epoch = ok["epoch"].as_str().unwrap().to_owned();
     let mut next = ok["offset"].as_u64().unwrap() + 1;
     loop {
-        if follow(&mut c, &mut next, &epoch, &mut last, &mut seen).await {
+        if let Followed::ToTheEnd = follow(&mut c, &mut next, &epoch, &mut last, &mut seen).await {
             return seen;
         }
         drop(c);
         tokio::time::sleep(pause()).await;
-        c = nodes[pick()].connect(&user, None).await;
-        let ok = c.subscribe_since(ROOM, next - 1, &epoch).await;
+        let (again, ok) = loop {
+            if let Some(joined) = subscribe(&nodes, &user, Some((next - 1, &epoch)), &mut seen).await {
+                break joined;
+            }
+        };
+        c = again;
         seen.replies.push(format!("since {} {ok}", next - 1));
         assert_eq!(ok["recovered"], true, "{ok}");
         let behind = ok["offset"].as_u64().unwrap() + 1 - next;
@@ -141,6 +193,7 @@ where
         totals.events += seen.events;
         totals.recoveries += seen.recoveries;
         totals.recovered_events += seen.recovered_events;
+        totals.slow_closes += seen.slow_closes;
     }
     // The property only means something if it was exercised hard.
     assert!(last_offset >= 300, "only {last_offset} events were published");
