@@ -5,14 +5,17 @@
 
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roomcast_gateway::auth::{TokenVerifier, mint_hs256, unix_now};
 use roomcast_gateway::config::{Config, JwtKey};
-use roomcast_gateway::outbox::Outbox;
+use roomcast_gateway::event::RoomEvent;
+use roomcast_gateway::outbox::{Outbox, Outgoing};
 use roomcast_gateway::wire;
+use roomcast_proto::RoomName;
 use roomcast_proto::frames::{EventParts, encode_event};
 use serde_json::value::RawValue;
 
@@ -48,15 +51,17 @@ fn encode(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     let outboxes: Vec<Outbox> = (0..10_000).map(|_| Outbox::new(1 << 20)).collect();
+    let room = RoomName::parse("org:o1").unwrap();
     let frame: Bytes = wire::text(&[b'x'; 200]);
+    let event = RoomEvent::from_frame(&room, 1, Arc::from("E"), frame, None, Instant::now());
     let mut group = c.benchmark_group("fan-out");
     group.throughput(Throughput::Elements(outboxes.len() as u64));
-    group.bench_function("one frame to 10k outboxes, pushed and taken", |b| {
+    group.bench_function("one event to 10k outboxes, pushed and taken", |b| {
         let mut spare = VecDeque::new();
         b.iter(|| {
             let now = Instant::now();
             for outbox in &outboxes {
-                let _ = outbox.push(frame.clone(), now);
+                let _ = outbox.push(Outgoing::Event(Arc::clone(&event)), now);
             }
             for outbox in &outboxes {
                 spare = outbox.take(std::mem::take(&mut spare)).frames;

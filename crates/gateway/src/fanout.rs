@@ -3,45 +3,27 @@
 //!
 //! What arrives for a room (a published event, an `emit`, a member removal, a disconnect) is
 //! handed to the node's local members here. Every event is checked and framed once per node:
-//! the JSON frame is built with [`encode_event`], wrapped in a WebSocket frame with
-//! [`wire::text`], and the same [`Bytes`] go to every member's outbox. A member whose outbox is
+//! a [`RoomEvent`] carries the `/ws` frame (and, once a Socket.IO member needs it, the Socket.IO
+//! packet), and every member's outbox gets the same [`Arc`]. A member whose outbox is
 //! full is closed with 4008 by its own [`Member`]; the loop never waits for it. Joins and
 //! repairs go through here too, so that what a delivery evicted is always announced.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use prost::Message;
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{Envelope, envelope::Body};
-use roomcast_proto::frames::{EventParts, LeftReason, ServerFrame, encode_event};
+use roomcast_proto::frames::{LeftReason, ServerFrame};
 use serde_json::value::RawValue;
 
 use crate::close::CloseReason;
+use crate::event::{Emitted, PublishedEvent, RoomEvent};
 use crate::metrics::Metrics;
 use crate::rooms::{
-    Closed, ConnId, Cursor, Delivered, EmptyRoomHook, EventRef, GapHook, HeldEvent, JoinPosition, JoinStart, Member,
-    RoomRegistry,
+    Closed, ConnId, Cursor, Delivered, EmptyRoomHook, GapHook, JoinPosition, JoinStart, Member, RoomRegistry,
 };
 use crate::wire;
-
-/// A published event as a broker hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct PublishedEvent<'a> {
-    /// Event name.
-    pub event: &'a str,
-    /// Event data, valid JSON.
-    pub data: &'a RawValue,
-    /// Message id.
-    pub id: &'a str,
-    /// The event's offset in the room.
-    pub offset: u64,
-    /// The room's epoch.
-    pub epoch: &'a str,
-    /// Keep the event from this user's connections.
-    pub exclude_user: Option<&'a str>,
-}
 
 /// Local delivery for one node.
 #[derive(Debug, Clone)]
@@ -107,22 +89,14 @@ impl Fanout {
         if self.registry.member_count(room) == 0 {
             return 0;
         }
-        let frame = frame_of(room, &e);
-        let event =
-            EventRef { offset: e.offset, epoch: e.epoch, frame: &frame, exclude_user: e.exclude_user, received };
-        let delivered = self.registry.deliver(room, event);
+        let delivered = self.registry.deliver(room, &RoomEvent::new(room, &e, received));
         self.finish_delivery(room, delivered)
     }
 
     /// Delivers one event of the room's sequence; the caller ends it with
     /// [`Self::finish_delivery`] (for a broker that delivers under its own lock).
-    pub fn deliver(&self, room: &RoomName, e: EventRef<'_>) -> Delivered {
+    pub fn deliver(&self, room: &RoomName, e: &Arc<RoomEvent>) -> Delivered {
         self.registry.deliver(room, e)
-    }
-
-    /// The WebSocket frame of a published event, encoded once for every member.
-    pub fn frame(&self, room: &RoomName, e: &PublishedEvent<'_>) -> Bytes {
-        frame_of(room, e)
     }
 
     /// Tells members a delivery evicted to resubscribe, counts what was sent, and returns it.
@@ -133,7 +107,7 @@ impl Fanout {
             );
             tracing::info!(%room, members = delivered.evicted.len(), "continuity lost; members told to resubscribe");
             for member in &delivered.evicted {
-                member.send(left.clone(), Instant::now());
+                member.left(room, LeftReason::Resubscribe, &left);
             }
             self.metrics.resubscribe_sent(delivered.evicted.len());
         }
@@ -148,7 +122,7 @@ impl Fanout {
 
     /// Ends a repair with the events history had after the cursor, or `None` when it could not
     /// fill the gap (members are told to resubscribe).
-    pub fn finish_repair(&self, room: &RoomName, events: Option<&[HeldEvent]>) {
+    pub fn finish_repair(&self, room: &RoomName, events: Option<&[Arc<RoomEvent>]>) {
         match events {
             Some(events) => {
                 self.metrics.gap_repair("repaired");
@@ -160,9 +134,9 @@ impl Fanout {
         self.finish_delivery(room, delivered);
     }
 
-    /// Turns events read from history into frames ready to deliver, dropping any that do not
+    /// Turns events read from history into events ready to deliver, dropping any that do not
     /// decode (no roomcast publisher wrote them).
-    pub fn held_events(&self, room: &RoomName, envelopes: &[Envelope]) -> Vec<HeldEvent> {
+    pub fn room_events(&self, room: &RoomName, envelopes: &[Envelope]) -> Vec<Arc<RoomEvent>> {
         let received = Instant::now();
         let mut held = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
@@ -177,13 +151,7 @@ impl Fanout {
                 epoch: &envelope.epoch,
                 exclude_user,
             };
-            held.push(HeldEvent {
-                offset: envelope.offset,
-                epoch: Arc::from(envelope.epoch.as_str()),
-                frame: frame_of(room, &published),
-                exclude_user: exclude_user.map(Arc::from),
-                received,
-            });
+            held.push(RoomEvent::new(room, &published, received));
         }
         held
     }
@@ -237,15 +205,7 @@ impl Fanout {
 
     /// Delivers an ephemeral `emit` from `from_user` to the room's other local members.
     pub fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str, received: Instant) -> usize {
-        let json = encode_event(EventParts {
-            room: room.as_str(),
-            event,
-            data,
-            id: None,
-            position: None,
-            from: Some(from_user),
-        });
-        let sent = self.registry.broadcast(room, &wire::text(&json), received, Some(from_user));
+        let sent = self.registry.broadcast(&Emitted::new(room, event, data, from_user, received));
         self.metrics.event_fanned_out("emit", sent);
         sent
     }
@@ -257,7 +217,7 @@ impl Fanout {
         let mut ended = 0;
         for member in self.registry.members(room) {
             if users.iter().any(|u| u.as_ref() == &*member.user) && self.registry.leave(room, member.id) {
-                member.send(left.clone(), Instant::now());
+                member.left(room, LeftReason::Removed, &left);
                 ended += 1;
             }
         }
@@ -275,18 +235,6 @@ impl Fanout {
         }
         members.len()
     }
-}
-
-/// The WebSocket frame of a published event: encoded once, shared by every member.
-fn frame_of(room: &RoomName, e: &PublishedEvent<'_>) -> Bytes {
-    wire::text(&encode_event(EventParts {
-        room: room.as_str(),
-        event: e.event,
-        data: e.data,
-        id: Some(e.id),
-        position: Some((e.offset, e.epoch)),
-        from: None,
-    }))
 }
 
 /// Borrows `data` as JSON, checking it once for the whole node.

@@ -13,7 +13,8 @@
 //!   ordered delivery; [`ratelimit`]: the `emit` token bucket.
 //! - Publish: [`api`], `POST /api/publish`, `/api/members`, `/api/disconnect`; [`broker`]:
 //!   where events are ordered and how they travel between nodes (embedded or Redis).
-//! - Fan-out: [`fanout`], what reaches the node handed to its local members.
+//! - Fan-out: [`fanout`], what reaches the node handed to its local members; [`event`]: an
+//!   event as it is shared by every recipient, encoded once per node for each face.
 //! - Write: [`wire`], server frames built once; [`outbox`], a connection's bounded send queue.
 //! - [`close`]: [`CloseReason`](close::CloseReason), every way a connection ends; [`metrics`]:
 //!   every exported metric, per node.
@@ -23,6 +24,7 @@ pub mod node;
 pub mod server;
 
 pub mod connection;
+pub mod event;
 pub mod origin;
 
 pub mod auth;

@@ -7,7 +7,7 @@
 //! member ever waits for a slow client.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,6 +15,46 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
+use crate::event::{Emitted, RoomEvent};
+
+/// One thing queued for a connection; the connection's transport encodes it for its face.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Bytes the transport writes as they are: a whole WebSocket frame on `/ws`, an Engine.IO
+    /// text packet for a Socket.IO session.
+    Ready(Bytes),
+    /// A binary Engine.IO packet (a Socket.IO attachment).
+    Binary(Bytes),
+    /// An event of a room's sequence, shared by every recipient on the node.
+    Event(Arc<RoomEvent>),
+    /// An ephemeral `emit`, shared likewise.
+    Emit(Arc<Emitted>),
+}
+
+impl Outgoing {
+    /// Bytes it takes in the queue's bound (its `/ws` size).
+    pub fn len(&self) -> usize {
+        match self {
+            Outgoing::Ready(b) | Outgoing::Binary(b) => b.len(),
+            Outgoing::Event(e) => e.frame.len(),
+            Outgoing::Emit(e) => e.frame.len(),
+        }
+    }
+
+    /// Whether it takes no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// When the node received what it carries, for the latency histogram (`None` for replies).
+    pub fn received(&self) -> Option<Instant> {
+        match self {
+            Outgoing::Event(e) => Some(e.received),
+            Outgoing::Emit(e) => Some(e.received),
+            Outgoing::Ready(_) | Outgoing::Binary(_) => None,
+        }
+    }
+}
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +69,7 @@ pub enum PushError {
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Frames to write, oldest first.
-    pub frames: VecDeque<Bytes>,
+    pub frames: VecDeque<Outgoing>,
     /// When the oldest frame in `frames` was received by the node, for the latency histogram.
     pub oldest: Option<Instant>,
     /// Set when the connection is closing: write `frames` (if any), then this close.
@@ -50,7 +90,7 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct State {
-    frames: VecDeque<Bytes>,
+    frames: VecDeque<Outgoing>,
     bytes: usize,
     oldest: Option<Instant>,
     close: Option<CloseReason>,
@@ -66,7 +106,7 @@ impl Outbox {
     ///
     /// A frame larger than the whole bound is accepted into an empty queue, so one large
     /// event never condemns a client that keeps up.
-    pub fn push(&self, frame: Bytes, received: Instant) -> Result<(), PushError> {
+    pub fn push(&self, frame: Outgoing, received: Instant) -> Result<(), PushError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.close.is_some() {
             return Err(PushError::Closing);
@@ -123,7 +163,7 @@ impl Outbox {
     }
 
     /// Takes everything queued, swapping in `spare` (an empty queue whose capacity is reused).
-    pub fn take(&self, spare: VecDeque<Bytes>) -> Batch {
+    pub fn take(&self, spare: VecDeque<Outgoing>) -> Batch {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let frames = std::mem::replace(&mut state.frames, spare);
         state.bytes = 0;
@@ -135,8 +175,8 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn frame(n: usize) -> Bytes {
-        Bytes::from(vec![0u8; n])
+    fn frame(n: usize) -> Outgoing {
+        Outgoing::Ready(Bytes::from(vec![0u8; n]))
     }
 
     #[test]

@@ -18,8 +18,9 @@ use serde_json::value::RawValue;
 
 use super::history::RoomHistory;
 use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since};
-use crate::fanout::{Fanout, PublishedEvent};
-use crate::rooms::{EventRef, HeldEvent, JoinPosition, Member};
+use crate::event::{PublishedEvent, RoomEvent};
+use crate::fanout::Fanout;
+use crate::rooms::{JoinPosition, Member};
 
 const SHARDS: usize = 64;
 
@@ -87,17 +88,10 @@ impl EmbeddedBroker {
             epoch: &self.epoch,
             exclude_user: p.exclude_user,
         };
-        let event = Arc::new(HeldEvent {
-            offset,
-            epoch: Arc::from(self.epoch.as_str()),
-            frame: self.fanout.frame(p.room, &published),
-            exclude_user: p.exclude_user.map(Arc::from),
-            received,
-        });
+        let event = RoomEvent::new(p.room, &published, received);
         state.history.record(Arc::clone(&event), p.id, &self.retention, received);
         // Delivery under the lock keeps fan-out order equal to offset order.
-        let e = EventRef { offset, epoch: &self.epoch, frame: &event.frame, exclude_user: p.exclude_user, received };
-        let delivered = self.fanout.deliver(p.room, e);
+        let delivered = self.fanout.deliver(p.room, &event);
         drop(shard);
         self.fanout.finish_delivery(p.room, delivered);
         Published { offset, epoch: self.epoch.clone(), id, duplicate: false }

@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use roomcast_publisher::Retention;
 
-use crate::rooms::HeldEvent;
+use crate::event::RoomEvent;
 
 /// One room's recent events and recently published ids.
 #[derive(Debug, Default)]
 pub struct RoomHistory {
     /// Oldest first; each with the time it was published.
-    events: VecDeque<(Instant, Arc<HeldEvent>)>,
+    events: VecDeque<(Instant, Arc<RoomEvent>)>,
     ids: HashMap<String, u64>,
     /// Ids oldest first, for expiry.
     id_order: VecDeque<(Instant, String)>,
@@ -28,7 +28,7 @@ impl RoomHistory {
     }
 
     /// Records a published event (and its id, when the publisher gave one).
-    pub fn record(&mut self, event: Arc<HeldEvent>, id: Option<&str>, retention: &Retention, now: Instant) {
+    pub fn record(&mut self, event: Arc<RoomEvent>, id: Option<&str>, retention: &Retention, now: Instant) {
         self.expire(retention, now);
         if retention.history_size > 0 {
             if self.events.len() == retention.history_size {
@@ -44,14 +44,14 @@ impl RoomHistory {
 
     /// Every kept event after `since`, when they are all still kept (`last` is the room's
     /// offset); `None` when history no longer reaches back that far.
-    pub fn after(&mut self, since: u64, last: u64, retention: &Retention, now: Instant) -> Option<Vec<HeldEvent>> {
+    pub fn after(&mut self, since: u64, last: u64, retention: &Retention, now: Instant) -> Option<Vec<Arc<RoomEvent>>> {
         self.expire(retention, now);
         if since > last {
             return None;
         }
         let wanted = (last - since) as usize;
-        let kept: Vec<HeldEvent> =
-            self.events.iter().filter(|(_, e)| e.offset > since).map(|(_, e)| HeldEvent::clone(e)).collect();
+        let kept: Vec<Arc<RoomEvent>> =
+            self.events.iter().filter(|(_, e)| e.offset > since).map(|(_, e)| Arc::clone(e)).collect();
         (kept.len() == wanted).then_some(kept)
     }
 
@@ -85,14 +85,9 @@ mod tests {
 
     use super::*;
 
-    fn event(offset: u64) -> Arc<HeldEvent> {
-        Arc::new(HeldEvent {
-            offset,
-            epoch: Arc::from("E"),
-            frame: Bytes::new(),
-            exclude_user: None,
-            received: Instant::now(),
-        })
+    fn event(offset: u64) -> Arc<RoomEvent> {
+        let room = roomcast_proto::RoomName::parse("dialog:1").unwrap();
+        RoomEvent::from_frame(&room, offset, Arc::from("E"), Bytes::new(), None, Instant::now())
     }
 
     #[test]

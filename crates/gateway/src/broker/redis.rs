@@ -113,7 +113,7 @@ impl RedisBroker {
             Since::After(p) => Some(history.continues_from(p.offset, &p.epoch)),
             Since::Now => None,
         };
-        let events = if recovered == Some(true) { self.fanout.held_events(room, &history.events) } else { Vec::new() };
+        let events = if recovered == Some(true) { self.fanout.room_events(room, &history.events) } else { Vec::new() };
         let reply =
             JoinReply { position: Position { offset: history.offset, epoch: history.epoch.clone() }, recovered };
         let at = JoinPosition { offset: history.offset, epoch: &history.epoch, recovered: &events };

@@ -81,7 +81,7 @@ async fn repair(publisher: &Publisher, fanout: &Fanout, room: &RoomName, cursor:
     let complete = history.filter(|h| h.continues_from(cursor.offset, &cursor.epoch));
     match complete {
         Some(history) => {
-            let events = fanout.held_events(room, &history.events);
+            let events = fanout.room_events(room, &history.events);
             tracing::info!(%room, after = cursor.offset, events = events.len(), "gap repaired from history");
             fanout.finish_repair(room, Some(&events));
         }

@@ -12,11 +12,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::close::CloseReason;
 use crate::metrics::Metrics;
+use crate::outbox::Outgoing;
 use crate::rooms::Member;
 use crate::wire;
 
@@ -51,7 +53,7 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<Member>, metrics: A
         };
         let extra = ping_frame.iter().chain(close.iter());
         let lone = match (frames, extra.clone().count()) {
-            (1, 0) => batch.frames.pop_front(),
+            (1, 0) => batch.frames.pop_front().map(|item| ws_frame(&item).clone()),
             (0, 1) => extra.clone().next().cloned(),
             _ => None,
         };
@@ -60,8 +62,11 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<Member>, metrics: A
             Some(frame) => frame,
             None => {
                 let mut buf = Vec::with_capacity(queued_bytes + extra.clone().map(|f| f.len()).sum::<usize>());
-                for frame in batch.frames.drain(..).chain(extra.cloned()) {
-                    buf.extend_from_slice(&frame);
+                for item in &batch.frames {
+                    buf.extend_from_slice(ws_frame(item));
+                }
+                for frame in extra {
+                    buf.extend_from_slice(frame);
                 }
                 buf.into()
             }
@@ -82,6 +87,15 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<Member>, metrics: A
             let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
             return;
         }
+    }
+}
+
+/// The `/ws` frame of a queued item: events and emits carry theirs, built once per node.
+fn ws_frame(item: &Outgoing) -> &Bytes {
+    match item {
+        Outgoing::Ready(frame) | Outgoing::Binary(frame) => frame,
+        Outgoing::Event(e) => &e.frame,
+        Outgoing::Emit(e) => &e.frame,
     }
 }
 

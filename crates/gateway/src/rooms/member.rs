@@ -1,20 +1,30 @@
 //! [`Member`]: a local connection as the room registry and every other task reach it.
 //!
-//! It is what fan-out queues frames into and what the API or a drain closes. Which rooms it is
-//! in is not here: the [`RoomRegistry`](super::RoomRegistry) alone keeps that, in both
-//! directions.
+//! It is what fan-out queues into and what the API or a drain closes. Which rooms it is in is
+//! not here: the [`RoomRegistry`](super::RoomRegistry) alone keeps that, in both directions. A
+//! member is of one face: `/ws` (frames are written as they come) or Socket.IO, whose session
+//! is told of what needs its own handling (a `left`) through [`Notices`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use roomcast_proto::RoomName;
+use roomcast_proto::frames::LeftReason;
 
 use crate::close::CloseReason;
+use crate::event::{Emitted, RoomEvent};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, PushError};
+use crate::outbox::{Outbox, Outgoing, PushError};
 
 /// Identifies a connection within the node.
 pub type ConnId = u64;
+
+/// What a face other than `/ws` handles itself instead of writing a frame.
+pub trait Notices: Send + Sync + std::fmt::Debug {
+    /// The member is out of `room` (it is already removed from the registry).
+    fn left(&self, room: &RoomName, reason: LeftReason);
+}
 
 /// A live connection as seen from outside its own task.
 #[derive(Debug)]
@@ -23,20 +33,57 @@ pub struct Member {
     pub id: ConnId,
     /// The user (`sub`) the connection belongs to.
     pub user: Arc<str>,
-    /// Its send queue and close switch.
-    pub outbox: Outbox,
+    /// Its send queue and close switch (shared with its transport).
+    pub outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
+    notices: Option<Arc<dyn Notices>>,
 }
 
 impl Member {
-    /// A member with an empty outbox of `queue_bytes`.
+    /// A `/ws` member with an empty outbox of `queue_bytes`.
     pub fn new(id: ConnId, user: Arc<str>, queue_bytes: usize, metrics: Arc<Metrics>) -> Self {
-        Self { id, user, outbox: Outbox::new(queue_bytes), metrics }
+        Self { id, user, outbox: Arc::new(Outbox::new(queue_bytes)), metrics, notices: None }
     }
 
-    /// Queues a frame; a full queue closes the connection as too slow.
+    /// A member of another face, queueing into its transport's `outbox` and told of `left`s
+    /// through `notices`.
+    pub fn with_face(
+        id: ConnId,
+        user: Arc<str>,
+        outbox: Arc<Outbox>,
+        metrics: Arc<Metrics>,
+        notices: Arc<dyn Notices>,
+    ) -> Self {
+        Self { id, user, outbox, metrics, notices: Some(notices) }
+    }
+
+    /// Queues bytes ready for this member's transport; a full queue closes it as too slow.
     pub fn send(&self, frame: Bytes, received: Instant) {
-        if let Err(PushError::Full) = self.outbox.push(frame, received) {
+        self.push(Outgoing::Ready(frame), received);
+    }
+
+    /// Queues an event of a room's sequence.
+    pub fn send_event(&self, event: &Arc<RoomEvent>) {
+        self.push(Outgoing::Event(Arc::clone(event)), event.received);
+    }
+
+    /// Queues an ephemeral emit.
+    pub fn send_emit(&self, emit: &Arc<Emitted>) {
+        self.push(Outgoing::Emit(Arc::clone(emit)), emit.received);
+    }
+
+    /// Tells the member it is out of `room`: `/ws` gets `frame` (the `left`), another face its
+    /// notice.
+    pub fn left(&self, room: &RoomName, reason: LeftReason, frame: &Bytes) {
+        match &self.notices {
+            Some(notices) => notices.left(room, reason),
+            None => self.send(frame.clone(), Instant::now()),
+        }
+    }
+
+    /// Queues anything; a full queue closes the connection as too slow.
+    pub fn push(&self, item: Outgoing, received: Instant) {
+        if let Err(PushError::Full) = self.outbox.push(item, received) {
             self.close(CloseReason::SlowConsumer);
         }
     }

@@ -26,16 +26,15 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
 
-use bytes::Bytes;
 use roomcast_proto::RoomName;
 
 pub use join::{Closed, JoinStart};
-pub use member::{ConnId, Member};
+pub use member::{ConnId, Member, Notices};
 use sequence::Room;
-pub use sequence::{Cursor, Delivered, EventRef, HeldEvent, JoinPosition, MAX_HELD};
+pub use sequence::{Cursor, Delivered, JoinPosition, MAX_HELD};
 
+use crate::event::{Emitted, RoomEvent};
 use crate::metrics::Metrics;
 
 /// Number of shards of each map; a power of two well above the core count keeps contention
@@ -211,7 +210,7 @@ impl RoomRegistry {
     }
 
     /// Delivers one event of a room's sequence to its members (see `sequence.rs`).
-    pub fn deliver(&self, room: &RoomName, e: EventRef<'_>) -> Delivered {
+    pub fn deliver(&self, room: &RoomName, e: &Arc<RoomEvent>) -> Delivered {
         let mut out = Delivered::default();
         let mut shard = self.room_shard(room);
         let Some(entry) = shard.get_mut(room) else { return out };
@@ -232,7 +231,7 @@ impl RoomRegistry {
 
     /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are
     /// delivered, then the held ones; with `None` every positioned member is evicted.
-    pub fn finish_repair(&self, room: &RoomName, events: Option<&[HeldEvent]>) -> Delivered {
+    pub fn finish_repair(&self, room: &RoomName, events: Option<&[Arc<RoomEvent>]>) -> Delivered {
         let mut out = Delivered::default();
         let mut shard = self.room_shard(room);
         let Some(entry) = shard.get_mut(room) else { return out };
@@ -245,11 +244,10 @@ impl RoomRegistry {
         out
     }
 
-    /// Queues `frame` to every member of `room` except the connections of `exclude_user` and
-    /// members still joining; returns how many it was queued for. For frames outside the offset
-    /// sequence (`emit`).
-    pub fn broadcast(&self, room: &RoomName, frame: &Bytes, received: Instant, exclude_user: Option<&str>) -> usize {
-        self.room_shard(room).get(room).map_or(0, |entry| entry.broadcast(frame, received, exclude_user))
+    /// Queues an `emit` to every member of its room except the emitting user's connections and
+    /// members still joining; returns how many it was queued for.
+    pub fn broadcast(&self, emit: &Arc<Emitted>) -> usize {
+        self.room_shard(&emit.room).get(&emit.room).map_or(0, |entry| entry.broadcast(emit))
     }
 
     /// The members of `room` (a snapshot).

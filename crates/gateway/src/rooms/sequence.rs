@@ -11,69 +11,14 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::time::Instant;
-
-use bytes::Bytes;
 
 use super::member::{ConnId, Member};
 use crate::close::CloseReason;
+use crate::event::{Emitted, RoomEvent};
 
 /// Most events a joining member or a repairing room holds; past it the member is closed as too
 /// slow, or the repair gives up and its members are told to resubscribe.
 pub const MAX_HELD: usize = 10_000;
-
-/// An event of a room's offset sequence, borrowed from the broker that carried it.
-#[derive(Debug, Clone, Copy)]
-pub struct EventRef<'a> {
-    /// Offset in the room.
-    pub offset: u64,
-    /// The room's epoch.
-    pub epoch: &'a str,
-    /// The WebSocket frame, encoded once for every member.
-    pub frame: &'a Bytes,
-    /// Connections of this user do not get it.
-    pub exclude_user: Option<&'a str>,
-    /// When the node received it (for the fan-out latency histogram).
-    pub received: Instant,
-}
-
-/// An event held for later delivery.
-#[derive(Debug, Clone)]
-pub struct HeldEvent {
-    /// Offset in the room.
-    pub offset: u64,
-    /// The room's epoch.
-    pub epoch: Arc<str>,
-    /// The WebSocket frame.
-    pub frame: Bytes,
-    /// Connections of this user do not get it.
-    pub exclude_user: Option<Arc<str>>,
-    /// When the node received it.
-    pub received: Instant,
-}
-
-impl HeldEvent {
-    /// Borrows it for delivery.
-    pub fn event_ref(&self) -> EventRef<'_> {
-        EventRef {
-            offset: self.offset,
-            epoch: &self.epoch,
-            frame: &self.frame,
-            exclude_user: self.exclude_user.as_deref(),
-            received: self.received,
-        }
-    }
-
-    fn from_ref(e: EventRef<'_>) -> Arc<Self> {
-        Arc::new(Self {
-            offset: e.offset,
-            epoch: Arc::from(e.epoch),
-            frame: e.frame.clone(),
-            exclude_user: e.exclude_user.map(Arc::from),
-            received: e.received,
-        })
-    }
-}
 
 /// The last event a room delivered on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +38,7 @@ pub struct JoinPosition<'a> {
     /// The room's epoch.
     pub epoch: &'a str,
     /// Recovered events after the client's `since`, in order, ending at `offset`.
-    pub recovered: &'a [HeldEvent],
+    pub recovered: &'a [Arc<RoomEvent>],
 }
 
 /// What a delivery did, for the caller to act on once the room's lock is released.
@@ -127,12 +72,12 @@ pub(super) struct Membership {
     /// The epoch of the member's position; `None` until its first join finishes.
     epoch: Option<Arc<str>>,
     /// Events held while the member joins.
-    held: Option<Vec<Arc<HeldEvent>>>,
+    held: Option<Vec<Arc<RoomEvent>>>,
 }
 
 #[derive(Debug, Default)]
 struct Repair {
-    held: Vec<Arc<HeldEvent>>,
+    held: Vec<Arc<RoomEvent>>,
     overflowed: bool,
 }
 
@@ -180,8 +125,8 @@ impl Room {
         let user = &*m.member.user;
         let mut floor = at.offset;
         for e in at.recovered {
-            if e.exclude_user.as_deref() != Some(user) {
-                m.member.send(e.frame.clone(), e.received);
+            if !e.excludes(user) {
+                m.member.send_event(e);
             }
             floor = floor.max(e.offset);
         }
@@ -193,8 +138,8 @@ impl Room {
             if *e.epoch != *at.epoch {
                 broken = true;
             } else if e.offset > floor {
-                if e.exclude_user.as_deref() != Some(user) {
-                    m.member.send(e.frame.clone(), e.received);
+                if !e.excludes(user) {
+                    m.member.send_event(&e);
                 }
                 floor = e.offset;
             }
@@ -225,9 +170,8 @@ impl Room {
     }
 
     /// Delivers (or holds) one event; `detect_gaps` is off where offsets cannot skip.
-    pub(super) fn deliver(&mut self, e: EventRef<'_>, detect_gaps: bool, out: &mut Delivered) {
-        let mut held: Option<Arc<HeldEvent>> = None;
-        let mut hold = || Arc::clone(held.get_or_insert_with(|| HeldEvent::from_ref(e)));
+    pub(super) fn deliver(&mut self, e: &Arc<RoomEvent>, detect_gaps: bool, out: &mut Delivered) {
+        let hold = || Arc::clone(e);
         if let Some(repair) = &mut self.repair {
             if repair.held.len() >= MAX_HELD {
                 repair.overflowed = true;
@@ -242,7 +186,7 @@ impl Room {
                     // Live members have it (or were positioned past it), but a member still
                     // joining from an earlier position may not: the cursor can be ahead of
                     // what arrived, set from another member's position.
-                    self.hold_for_joining(e, &mut hold);
+                    self.hold_for_joining(e);
                     return;
                 }
                 if detect_gaps && e.offset > cursor.offset + 1 {
@@ -257,18 +201,18 @@ impl Room {
                 // by reads made after the node subscribed, so every event past the lowest of
                 // them comes on the channel, and a jump past it is a loss too.
                 if detect_gaps
-                    && let Some(from) = self.lowest_position(Some(e.epoch)).filter(|c| e.offset > c.offset + 1)
+                    && let Some(from) = self.lowest_position(Some(&e.epoch)).filter(|c| e.offset > c.offset + 1)
                 {
                     out.gap = Some(from);
                     self.repair = Some(Repair { held: vec![hold()], overflowed: false });
                     return;
                 }
-                self.cursor = Some(Cursor { offset: e.offset, epoch: Arc::from(e.epoch) });
+                self.cursor = Some(Cursor { offset: e.offset, epoch: Arc::clone(&e.epoch) });
             }
         }
         let mut broken = Vec::new();
         for (id, m) in &mut self.members {
-            if e.exclude_user.is_some_and(|u| *m.member.user == *u) {
+            if e.excludes(&m.member.user) {
                 continue;
             }
             if let Some(pending) = &mut m.held {
@@ -279,13 +223,13 @@ impl Room {
                 }
                 continue;
             }
-            if m.epoch.as_deref().is_some_and(|epoch| epoch != e.epoch) {
+            if m.epoch.as_deref().is_some_and(|epoch| *epoch != *e.epoch) {
                 broken.push(*id);
                 continue;
             }
             if e.offset > m.floor {
                 // A full outbox closes that connection; it never blocks this loop.
-                m.member.send(e.frame.clone(), e.received);
+                m.member.send_event(e);
                 out.sent += 1;
             }
         }
@@ -296,26 +240,26 @@ impl Room {
         }
     }
 
-    fn hold_for_joining(&mut self, e: EventRef<'_>, hold: &mut impl FnMut() -> Arc<HeldEvent>) {
+    fn hold_for_joining(&mut self, e: &Arc<RoomEvent>) {
         for m in self.members.values_mut() {
             if let Some(pending) = &mut m.held
                 && pending.len() < MAX_HELD
-                && e.exclude_user.is_none_or(|u| *m.member.user != *u)
+                && !e.excludes(&m.member.user)
             {
-                pending.push(hold());
+                pending.push(Arc::clone(e));
             }
         }
     }
 
-    /// Queues a frame outside the offset sequence (`emit`) to every live member except the
-    /// connections of `exclude_user`; returns how many got it.
-    pub(super) fn broadcast(&self, frame: &Bytes, received: Instant, exclude_user: Option<&str>) -> usize {
+    /// Queues an event outside the offset sequence (`emit`) to every live member except the
+    /// emitting user's connections; returns how many got it.
+    pub(super) fn broadcast(&self, emit: &Arc<Emitted>) -> usize {
         let mut sent = 0;
         for m in self.members.values() {
-            if m.held.is_some() || exclude_user.is_some_and(|u| *m.member.user == *u) {
+            if m.held.is_some() || *m.member.user == *emit.from {
                 continue;
             }
-            m.member.send(frame.clone(), received);
+            m.member.send_emit(emit);
             sent += 1;
         }
         sent
@@ -350,12 +294,12 @@ impl Room {
     /// Ends a repair: with `Some(events)` (every event after the cursor, in order) they are
     /// delivered, then the held ones; with `None` (history could not fill the gap) every
     /// positioned member is evicted, and members still joining get the held events.
-    pub(super) fn finish_repair(&mut self, events: Option<&[HeldEvent]>, detect_gaps: bool, out: &mut Delivered) {
+    pub(super) fn finish_repair(&mut self, events: Option<&[Arc<RoomEvent>]>, detect_gaps: bool, out: &mut Delivered) {
         let Some(repair) = self.repair.take() else { return };
         match events {
             Some(events) if !repair.overflowed => {
                 for e in events {
-                    self.deliver(e.event_ref(), false, out);
+                    self.deliver(e, false, out);
                 }
             }
             _ => {
@@ -370,7 +314,7 @@ impl Room {
             }
         }
         for e in &repair.held {
-            self.deliver(e.event_ref(), detect_gaps, out);
+            self.deliver(e, detect_gaps, out);
         }
     }
 }

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use roomcast_proto::RoomName;
 
 use super::*;
+use crate::event::{Emitted, RoomEvent};
 use crate::metrics::Metrics;
+use crate::outbox::Outgoing;
 
 fn registry() -> Arc<RoomRegistry> {
     RoomRegistry::new(Arc::new(Metrics::new("test")))
@@ -50,17 +52,29 @@ fn frame(offset: u64) -> Bytes {
     Bytes::from(offset.to_string())
 }
 
+fn event(r: &RoomName, offset: u64, epoch: &str) -> Arc<RoomEvent> {
+    RoomEvent::from_frame(r, offset, Arc::from(epoch), frame(offset), None, Instant::now())
+}
+
 fn send(registry: &RoomRegistry, r: &RoomName, offset: u64, epoch: &str) -> Delivered {
-    let frame = frame(offset);
-    registry.deliver(r, EventRef { offset, epoch, frame: &frame, exclude_user: None, received: Instant::now() })
+    registry.deliver(r, &event(r, offset, epoch))
 }
 
-fn held(offset: u64) -> HeldEvent {
-    HeldEvent { offset, epoch: Arc::from("E"), frame: frame(offset), exclude_user: None, received: Instant::now() }
+fn held(offset: u64) -> Arc<RoomEvent> {
+    event(&room("dialog:1"), offset, "E")
 }
 
+/// What was queued for `c`, as text (a reply's bytes, an event's frame).
 fn received(c: &Member) -> Vec<String> {
-    c.outbox.take(Default::default()).frames.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
+    let text = |item: &Outgoing| {
+        let bytes = match item {
+            Outgoing::Ready(b) | Outgoing::Binary(b) => b.clone(),
+            Outgoing::Event(e) => e.frame.clone(),
+            Outgoing::Emit(e) => e.frame.clone(),
+        };
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    c.outbox.take(Default::default()).frames.iter().map(text).collect()
 }
 
 #[test]
@@ -212,21 +226,21 @@ fn dropping_the_registration_leaves_every_room_and_refuses_later_joins() {
 }
 
 #[test]
-fn broadcast_skips_the_excluded_user_and_shares_the_bytes() {
+fn an_emit_skips_the_emitting_user_and_is_shared_not_copied() {
     let registry = registry();
     let r = room("dialog:1");
     let ((a, _a), (b, _b), (c, _c)) = (conn(&registry, 1, "u1"), conn(&registry, 2, "u2"), conn(&registry, 3, "u2"));
     for m in [&a, &b, &c] {
         join(&registry, &r, m, 0, "E");
     }
-    let frame = Bytes::from_static(b"event");
-    assert_eq!(registry.broadcast(&r, &frame, Instant::now(), Some("u2")), 1);
-    assert_eq!(registry.broadcast(&r, &frame, Instant::now(), None), 3);
+    let data = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+    let emit = Emitted::new(&r, "typing:start", &data, "u2", Instant::now());
+    assert_eq!(registry.broadcast(&emit), 1);
     let got = a.outbox.take(Default::default());
-    assert_eq!(got.frames.len(), 2);
-    // Same allocation, not a copy.
-    assert_eq!(got.frames[0].as_ptr(), frame.as_ptr());
-    assert_eq!(b.outbox.take(Default::default()).frames.len(), 1);
+    assert_eq!(got.frames.len(), 1);
+    // The same allocation for every recipient, not a copy.
+    assert!(matches!(&got.frames[0], Outgoing::Emit(e) if Arc::ptr_eq(e, &emit)));
+    assert_eq!(b.outbox.take(Default::default()).frames.len(), 0);
 }
 
 #[test]
@@ -239,9 +253,8 @@ fn a_full_member_is_closed_and_the_others_still_receive() {
         join(&registry, &r, m, 0, "E");
     }
     for offset in 1..=5 {
-        let frame = Bytes::from_static(b"123456");
-        let e = EventRef { offset, epoch: "E", frame: &frame, exclude_user: None, received: Instant::now() };
-        registry.deliver(&r, e);
+        let e = RoomEvent::from_frame(&r, offset, Arc::from("E"), Bytes::from_static(b"123456"), None, Instant::now());
+        registry.deliver(&r, &e);
     }
     assert_eq!(slow.outbox.close_reason(), Some(crate::close::CloseReason::SlowConsumer));
     assert_eq!(fast.outbox.take(Default::default()).frames.len(), 5);
