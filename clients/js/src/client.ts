@@ -325,8 +325,9 @@ export class RoomcastClient {
   private ping(): void {
     clearTimeout(this.pingTimer);
     if (this.st.status !== "connected") return;
-    this.send({ type: "ping" });
+    // The deadline first: a pong can come back before send() returns.
     this.deadline(this.o.pongTimeout ?? 10000, "no-pong");
+    this.send({ type: "ping" });
     this.pingTimer = setTimeout(() => this.ping(), this.pingEvery);
   }
 
