@@ -1,11 +1,13 @@
 import { defineConfig } from "vitest/config";
 
-// Three projects: unit (fake WebSocket, fake timers), integration (real gateway and Redis
+// Four projects: unit (fake WebSocket, fake timers), package (the built and packed package),
+// integration (real gateway and Redis
 // processes), browser (Debian's chromium through playwright-core, the demo behind nginx).
 export default defineConfig({
   test: {
     projects: [
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      { test: { name: "package", include: ["test/package/**/*.test.ts"], testTimeout: 60_000 } },
       {
         test: {
           name: "integration",

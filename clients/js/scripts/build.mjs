@@ -1,5 +1,6 @@
 // Builds the package: ESM and CommonJS bundles of both entry points with esbuild, declarations with
-// tsc (copied beside the CommonJS files, whose folder says "type": "commonjs").
+// tsc (copied beside the CommonJS files, whose folder says "type": "commonjs"). Then the demo page's
+// script (demo/public/app.js), which imports "roomcast-client" as an app would.
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -38,4 +39,14 @@ for (const file of readdirSync(join(dist, "esm"))) {
 }
 mkdirSync(join(dist, "cjs"), { recursive: true });
 writeFileSync(join(dist, "cjs", "package.json"), '{ "type": "commonjs" }\n');
-console.log("build: dist/esm and dist/cjs (index, server) with declarations");
+await build({
+  entryPoints: [join(root, "demo", "src", "main.ts")],
+  outfile: join(root, "demo", "public", "app.js"),
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  alias: { "roomcast-client": join(root, "src", "index.ts") },
+  logLevel: "warning",
+});
+console.log("build: dist/esm and dist/cjs (index, server) with declarations; demo/public/app.js");

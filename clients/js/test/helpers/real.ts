@@ -25,6 +25,8 @@ export interface Recorder {
   /** Connections made (`connected` states), with the node that took each. */
   nodes: string[];
   tokens: string[];
+  /** `subscribe` frames sent (from the client's debug log). */
+  subscribes: number;
   /** The data of the events delivered in one room, in delivery order. */
   data(room: string): unknown[];
   /** Makes the next getToken() calls wait until release(). */
@@ -57,6 +59,7 @@ export function record(
     states: [],
     nodes: [],
     tokens: [],
+    subscribes: 0,
     client: new RoomcastClient({
       url,
       WebSocket,
@@ -71,6 +74,10 @@ export function record(
         return token;
       },
       ...rest,
+      log: (level, message, fields) => {
+        if (message === "subscribe") rec.subscribes++;
+        rest.log?.(level, message, fields);
+      },
     }),
     data: (room) => rec.events.filter((e) => e.room === room).map((e) => e.data),
     hold() {

@@ -53,6 +53,25 @@ describe("embedded broker", () => {
     await until("event 31", () => bob.data("dialog:chat").length === 31);
     expect(bob.data("dialog:chat")).toEqual(seq(31));
 
+    // Messages alice sent herself are kept from her (exclude_user): her offsets jump, with no
+    // resubscribe and nothing lost after them.
+    for (const n of seq(6, 32)) {
+      await rc.publish({
+        room: "dialog:chat",
+        event: "message:new",
+        data: n,
+        id: `chat-${n}`,
+        excludeUser: n % 2 ? "alice" : undefined,
+      });
+    }
+    await until(
+      "event 37 at both",
+      () => bob.data("dialog:chat").length === 37 && alice.data("dialog:chat").length === 34,
+    );
+    expect(bob.data("dialog:chat")).toEqual(seq(37));
+    expect(alice.data("dialog:chat")).toEqual([...seq(31), 32, 34, 36]);
+    expect(alice.subscribes).toBe(1);
+
     expect(alice.client.emit("dialog:chat", "typing:start", { draft: true })).toBe(true);
     await until("bob sees alice typing", () => bob.ephemeral.length === 1);
     expect(bob.ephemeral).toEqual([
