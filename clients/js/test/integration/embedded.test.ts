@@ -84,10 +84,11 @@ describe("embedded broker", () => {
     expect(alice.reloads).toEqual([]);
   });
 
-  it("recovers what was published while it reconnected, in dialog: and user: rooms, exactly once", async () => {
+  it("recovers what was published while it reconnected, in dialog:, user: and org: rooms, exactly once", async () => {
     const rc = api(gw.http);
     await rc.members("dialog:gap", { add: ["carol"] });
-    const carol = client("carol", gw);
+    // carol's org room gets nothing before the gap: only `positions` in connected gives it a since.
+    const carol = client("carol", gw, { org: "carol-org" });
     await carol.client.subscribe("dialog:gap");
     for (const n of seq(5)) await rc.publish({ room: "dialog:gap", event: "m", data: n, id: `gap-${n}` });
     await rc.publish({ room: "user:carol", event: "n", data: 1, id: "carol-1" });
@@ -101,17 +102,22 @@ describe("embedded broker", () => {
     await carol.held();
     for (const n of seq(15, 6)) await rc.publish({ room: "dialog:gap", event: "m", data: n, id: `gap-${n}` });
     for (const n of seq(4, 2)) await rc.publish({ room: "user:carol", event: "n", data: n, id: `carol-${n}` });
+    for (const n of seq(3)) await rc.publish({ room: "org:carol-org", event: "o", data: n, id: `org-${n}` });
     carol.release();
     await connected(carol, 2);
     await until(
       "the missed events",
-      () => carol.data("dialog:gap").length >= 20 && carol.data("user:carol").length >= 5,
+      () =>
+        carol.data("dialog:gap").length >= 20 &&
+        carol.data("user:carol").length >= 5 &&
+        carol.data("org:carol-org").length >= 3,
     );
     // Live ones after the recovered ones, still in order.
     await rc.publish({ room: "dialog:gap", event: "m", data: 21, id: "gap-21" });
     await until("event 21", () => carol.data("dialog:gap").length >= 21);
     expect(carol.data("dialog:gap")).toEqual(seq(21));
     expect(carol.data("user:carol")).toEqual(seq(5));
+    expect(carol.data("org:carol-org")).toEqual(seq(3));
     expect(carol.reloads).toEqual([]);
     expect(
       carol.states.filter((s) => s.status === "disconnected").map((s) => s.status === "disconnected" && s.code),
