@@ -493,6 +493,7 @@ export class RoomcastClient {
         if (f.code === "internal" || (f.code === "unauthorized" && r.token)) return this.later(r);
         if (f.code === "forbidden" && (r.ever || gone)) return this.removed(r);
         this.rooms.delete(r.name);
+        delete this.saved[r.name];
         const err = new RoomcastError(f.code, f.message, r.name);
         r.settle?.(err);
         return this.fire("error", err);
