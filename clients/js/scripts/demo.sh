@@ -35,5 +35,12 @@ done
 PORT="$DEMO_PORT" ROOMCAST_URL="http://127.0.0.1:$GATEWAY_PORT" ROOMCAST_JWT_SECRET="$SECRET" \
   ROOMCAST_API_KEY="$API_KEY" node demo/server.mjs &
 pids+=($!)
+deadline=$((SECONDS + 20))
+until curl -fsS -o /dev/null "http://127.0.0.1:$DEMO_PORT/" 2>/dev/null; do
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "demo: the demo backend exited (port $DEMO_PORT taken? set DEMO_PORT)" >&2; exit 1; }
+  [ "$SECONDS" -lt "$deadline" ] || { echo "demo: the demo backend was not ready within 20 s" >&2; exit 1; }
+  sleep 0.1
+done
+echo ""
 echo "demo: open http://127.0.0.1:$DEMO_PORT/?user=alice and http://127.0.0.1:$DEMO_PORT/?user=bob (Ctrl-C stops both)"
 wait -n
