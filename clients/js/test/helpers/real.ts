@@ -25,8 +25,9 @@ export interface Recorder {
   /** Connections made (`connected` states), with the node that took each. */
   nodes: string[];
   tokens: string[];
-  /** `subscribe` frames sent (from the client's debug log). */
+  /** `subscribe` frames sent (from the client's debug log), in all and per room. */
   subscribes: number;
+  subscribesTo: Record<string, number>;
   /** The data of the events delivered in one room, in delivery order. */
   data(room: string): unknown[];
   /** Makes the next getToken() calls wait until release(). */
@@ -60,6 +61,7 @@ export function record(
     nodes: [],
     tokens: [],
     subscribes: 0,
+    subscribesTo: {},
     client: new RoomcastClient({
       url,
       WebSocket,
@@ -75,7 +77,11 @@ export function record(
       },
       ...rest,
       log: (level, message, fields) => {
-        if (message === "subscribe") rec.subscribes++;
+        if (message === "subscribe") {
+          rec.subscribes++;
+          const room = String(fields?.room);
+          rec.subscribesTo[room] = (rec.subscribesTo[room] ?? 0) + 1;
+        }
         rest.log?.(level, message, fields);
       },
     }),

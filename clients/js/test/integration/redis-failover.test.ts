@@ -1,7 +1,8 @@
 // Two nodes on a real Redis (AOF on). Clients spread over both; a publisher sends numbered events
 // to several dialog rooms and to every user's own room. Mid-stream node A is killed (SIGKILL), its
 // clients reconnect to node B; later Redis is restarted. Every event must arrive exactly once, in
-// order per room, with no reload (recovered:false) anywhere.
+// order per room, with no reload (recovered:false) anywhere. A subscribe made while Redis is down
+// is answered `internal` and retried with backoff until it lands.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RoomcastApi } from "../../src/server.js";
 import { API_KEY, type Gateway, type Redis, startGateway, startRedis, tempDir, until } from "../helpers/procs.js";
@@ -14,6 +15,8 @@ const PER_ROOM = 160;
 const PER_USER = 60;
 /** Pause between two publishes of one room (ms): about 25 events/s per room. */
 const PACE = 40;
+/** The room u1 subscribes to while Redis is down. */
+const LATE = "dialog:late";
 
 const dir = tempDir("failover");
 let redis: Redis;
@@ -53,7 +56,7 @@ it("delivers every event exactly once, in order, across a node SIGKILL and a Red
     }
   };
   const rc = new RoomcastApi({ url: b.http, apiKey: API_KEY, retries: 40, fetch: counting });
-  for (const room of ROOMS) await rc.members(room, { add: USERS });
+  for (const room of [...ROOMS, LATE]) await rc.members(room, { add: USERS });
   // Each client rotates over both nodes, starting on its own: half begin on a, half on b.
   USERS.forEach((user, i) => {
     let k = i;
@@ -94,13 +97,22 @@ it("delivers every event exactly once, in order, across a node SIGKILL and a Red
   const restartedAt = published;
   const failedBefore = failures.length;
   let downFor = 0;
+  const late = clients[1] as Recorder;
+  let lateJoined: Promise<unknown> = Promise.resolve();
   await redis.restart(async () => {
-    // Down until the publisher has seen five refusals (it retries each with the same id).
+    // Down until the publisher has seen five refusals (it retries each with the same id) and u1's
+    // subscribe to a new room was refused (`internal`) and sent again.
     const down = Date.now();
+    lateJoined = late.client.subscribe(LATE);
     await until("publishes refused while Redis is down", () => failures.length >= failedBefore + 5, 15_000);
+    await until("u1's subscribe retried while Redis is down", () => (late.subscribesTo[LATE] ?? 0) >= 2, 15_000);
     downFor = Date.now() - down;
   });
   await stream;
+  await lateJoined;
+  for (const n of seq(5)) await rc.publish({ room: LATE, event: "n", data: n, id: `${LATE}#${n}` });
+  await until("the late room's events", () => late.data(LATE).length >= 5);
+  expect(late.data(LATE)).toEqual(seq(5));
 
   const complete = () =>
     clients.every(
@@ -119,9 +131,9 @@ it("delivers every event exactly once, in order, across a node SIGKILL and a Red
   console.log(
     `failover: ${total} events published (node a killed after ${killedAt}, Redis restarted after ${restartedAt}), ` +
       `${deliveries} deliveries to ${clients.length} clients, all exactly once and in order, 0 reloads; ` +
-      `Redis down ${downFor} ms, ${failures.length} publish attempts retried (${[...new Set(failures)].join(", ")}), ` +
+      `Redis down ${downFor} ms, u1's subscribe sent ${late.subscribesTo[LATE]} times before it landed, ${failures.length} publish attempts retried (${[...new Set(failures)].join(", ")}), ` +
       `${resubscribes} resubscribes with since, node b repaired ${b.proc.output.split("gap repaired").length - 1} room gaps; ` +
       `reconnects: ${clients.map((c) => `${c.user}:${c.nodes.join(">")}`).join(" ")}; ${Date.now() - started} ms`,
   );
-  expect(deliveries).toBe(clients.length * ROOMS.length * PER_ROOM + USERS.length * PER_USER);
+  expect(deliveries).toBe(clients.length * ROOMS.length * PER_ROOM + USERS.length * PER_USER + 5);
 });
