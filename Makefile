@@ -35,6 +35,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	clients/js/scripts/test.sh
 	deploy/check/run.sh
 
 ## deps: install what the tests need when it is missing: redis-server, nginx and prometheus from
@@ -43,6 +44,13 @@ deps:
 	@deploy/local/cluster.sh deps
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
 	@deploy/check/run.sh --deps-only
+	@clients/js/scripts/install.sh
+
+## demo: the demo chat of the JavaScript client (clients/js/demo) on one node, with its backend;
+## prints the URLs (http://127.0.0.1:5173/?user=alice and ?user=bob)
+.PHONY: demo
+demo: build
+	clients/js/scripts/demo.sh
 
 ## cluster: Redis, three nodes, nginx (ws://127.0.0.1:18080/ws) and Prometheus on this machine
 cluster: build
