@@ -20,7 +20,8 @@ async fn connect(lb: &TestGateway, user: &str) -> (TestClient, String) {
     let mut client = lb.connect_url(&format!("{}?token={}", lb.ws_url(), lb.token(user, None))).await;
     let connected = client.recv().await;
     assert_eq!(connected["type"], "connected", "{connected}");
-    // `connected` is sent before the node has joined user:<id> in Redis; the pong comes after.
+    // The pong proves the connection is served end to end (its own rooms were joined before
+    // `connected`).
     client.roundtrip().await;
     (client, connected["node"].as_str().unwrap().to_owned())
 }
