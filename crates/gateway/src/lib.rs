@@ -42,6 +42,7 @@ pub mod wire;
 
 pub mod close;
 pub mod metrics;
+pub mod socketio;
 
 pub use config::Config;
 pub use server::Server;

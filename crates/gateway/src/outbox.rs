@@ -25,6 +25,9 @@ pub enum Outgoing {
     Ready(Bytes),
     /// A binary Engine.IO packet (a Socket.IO attachment).
     Binary(Bytes),
+    /// A whole WebSocket control frame (a pong), written as it is by WebSocket transports and
+    /// skipped by long-polling.
+    Control(Bytes),
     /// An event of a room's sequence, shared by every recipient on the node.
     Event(Arc<RoomEvent>),
     /// An ephemeral `emit`, shared likewise.
@@ -35,7 +38,7 @@ impl Outgoing {
     /// Bytes it takes in the queue's bound (its `/ws` size).
     pub fn len(&self) -> usize {
         match self {
-            Outgoing::Ready(b) | Outgoing::Binary(b) => b.len(),
+            Outgoing::Ready(b) | Outgoing::Binary(b) | Outgoing::Control(b) => b.len(),
             Outgoing::Event(e) => e.frame.len(),
             Outgoing::Emit(e) => e.frame.len(),
         }
@@ -51,7 +54,7 @@ impl Outgoing {
         match self {
             Outgoing::Event(e) => Some(e.received),
             Outgoing::Emit(e) => Some(e.received),
-            Outgoing::Ready(_) | Outgoing::Binary(_) => None,
+            Outgoing::Ready(_) | Outgoing::Binary(_) | Outgoing::Control(_) => None,
         }
     }
 }

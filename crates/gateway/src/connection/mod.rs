@@ -167,6 +167,8 @@ async fn read_loop<S: AsyncRead + Unpin>(
                         }
                     }
                     Ok(Incoming::Ping(payload)) => conn.send(wire::pong(&payload), std::time::Instant::now()),
+                    // This reader refuses binary messages itself; never reached.
+                    Ok(Incoming::Binary(_)) => conn.close(CloseReason::ProtocolViolation),
                     Ok(Incoming::Pong) => {}
                     Ok(Incoming::Close(code)) => conn.close(CloseReason::ClientClosed(echo_code(code))),
                     Err(reason) => conn.close(reason),
@@ -224,6 +226,7 @@ async fn auth_frame<S: AsyncRead + Unpin>(reader: &mut MessageReader<S>) -> Resu
                 };
             }
             Ok(Incoming::Ping(_) | Incoming::Pong) => {}
+            Ok(Incoming::Binary(_)) => return Err((CloseReason::ProtocolViolation, "binary before auth".to_owned())),
             Ok(Incoming::Close(code)) => {
                 return Err((CloseReason::ClientClosed(echo_code(code)), "closed before auth".to_owned()));
             }

@@ -34,6 +34,8 @@ const OP_PONG: u8 = 0xA;
 pub enum Incoming {
     /// A complete text message (valid UTF-8).
     Text(Vec<u8>),
+    /// A complete binary message (only from a reader made with [`MessageReader::with_binary`]).
+    Binary(Vec<u8>),
     /// A ping with its payload, to be answered with a pong.
     Ping(Vec<u8>),
     /// A pong (answers a server ping).
@@ -49,7 +51,10 @@ pub struct MessageReader<S> {
     cap: usize,
     /// Bytes read and not yet consumed; empty (no allocation) between messages.
     buf: Vec<u8>,
-    partial: Option<Vec<u8>>,
+    /// A fragmented message being reassembled, and whether it is binary.
+    partial: Option<(bool, Vec<u8>)>,
+    /// Whether binary messages are accepted (Socket.IO attachments) or break the protocol.
+    binary: bool,
 }
 
 /// One parsed frame header.
@@ -64,7 +69,12 @@ struct Header {
 impl<S: AsyncRead + Unpin> MessageReader<S> {
     /// A reader of messages up to `cap` bytes from `stream`, the server side of a socket.
     pub fn new(stream: S, cap: usize) -> Self {
-        Self { stream, cap, buf: Vec::new(), partial: None }
+        Self { stream, cap, buf: Vec::new(), partial: None, binary: false }
+    }
+
+    /// Like [`Self::new`], but binary messages are returned rather than refused.
+    pub fn with_binary(stream: S, cap: usize) -> Self {
+        Self { binary: true, ..Self::new(stream, cap) }
     }
 
     /// Reads until at least `need` bytes are buffered.
@@ -138,16 +148,12 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
         loop {
             let (frame, payload) = self.frame().await?;
             match frame.opcode {
-                OP_TEXT if self.partial.is_some() => return Err(CloseReason::ProtocolViolation),
-                OP_TEXT if frame.fin => {
-                    if std::str::from_utf8(&payload).is_err() {
-                        return Err(CloseReason::ProtocolViolation);
-                    }
-                    return Ok(Incoming::Text(payload));
-                }
-                OP_TEXT => self.partial = Some(payload),
+                OP_TEXT | OP_BINARY if self.partial.is_some() => return Err(CloseReason::ProtocolViolation),
+                OP_BINARY if !self.binary => return Err(CloseReason::ProtocolViolation),
+                OP_TEXT | OP_BINARY if frame.fin => return self.whole(frame.opcode == OP_BINARY, payload),
+                OP_TEXT | OP_BINARY => self.partial = Some((frame.opcode == OP_BINARY, payload)),
                 OP_CONTINUATION => {
-                    let Some(partial) = self.partial.as_mut() else {
+                    let Some((_, partial)) = self.partial.as_mut() else {
                         return Err(CloseReason::ProtocolViolation);
                     };
                     if partial.len() + payload.len() > self.cap {
@@ -155,11 +161,8 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                     }
                     partial.extend_from_slice(&payload);
                     if frame.fin {
-                        let text = self.partial.take().unwrap_or_default();
-                        if std::str::from_utf8(&text).is_err() {
-                            return Err(CloseReason::ProtocolViolation);
-                        }
-                        return Ok(Incoming::Text(text));
+                        let (binary, message) = self.partial.take().unwrap_or_default();
+                        return self.whole(binary, message);
                     }
                 }
                 OP_CLOSE => {
@@ -171,6 +174,17 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                 _ => return Err(CloseReason::ProtocolViolation),
             }
         }
+    }
+
+    /// A complete message; text must be UTF-8.
+    fn whole(&self, binary: bool, message: Vec<u8>) -> Result<Incoming, CloseReason> {
+        if binary {
+            return Ok(Incoming::Binary(message));
+        }
+        if std::str::from_utf8(&message).is_err() {
+            return Err(CloseReason::ProtocolViolation);
+        }
+        Ok(Incoming::Text(message))
     }
 }
 
@@ -248,6 +262,18 @@ mod tests {
         ] {
             assert_eq!(read_all(bytes, 1024).await[0], Err(CloseReason::ProtocolViolation));
         }
+    }
+
+    #[tokio::test]
+    async fn a_binary_reader_reassembles_binary_and_still_checks_text() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let bytes =
+            [client_frame(false, 0x2, &[1, 2]), client_frame(true, 0x0, &[3]), client_frame(true, 0x1, &[0xff])]
+                .concat();
+        client.write_all(&bytes).await.unwrap();
+        let mut reader = MessageReader::with_binary(server, 1024);
+        assert_eq!(reader.next().await, Ok(Incoming::Binary(vec![1, 2, 3])));
+        assert_eq!(reader.next().await, Err(CloseReason::ProtocolViolation));
     }
 
     #[tokio::test]

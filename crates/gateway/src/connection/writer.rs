@@ -93,7 +93,7 @@ pub async fn run<W: AsyncWrite + Unpin>(mut io: W, conn: Arc<Member>, metrics: A
 /// The `/ws` frame of a queued item: events and emits carry theirs, built once per node.
 fn ws_frame(item: &Outgoing) -> &Bytes {
     match item {
-        Outgoing::Ready(frame) | Outgoing::Binary(frame) => frame,
+        Outgoing::Ready(frame) | Outgoing::Binary(frame) | Outgoing::Control(frame) => frame,
         Outgoing::Event(e) => &e.frame,
         Outgoing::Emit(e) => &e.frame,
     }

@@ -68,7 +68,7 @@ fn held(offset: u64) -> Arc<RoomEvent> {
 fn received(c: &Member) -> Vec<String> {
     let text = |item: &Outgoing| {
         let bytes = match item {
-            Outgoing::Ready(b) | Outgoing::Binary(b) => b.clone(),
+            Outgoing::Ready(b) | Outgoing::Binary(b) | Outgoing::Control(b) => b.clone(),
             Outgoing::Event(e) => e.frame.clone(),
             Outgoing::Emit(e) => e.frame.clone(),
         };

@@ -1,0 +1,112 @@
+//! Long-polling: a GET takes what is queued for the client (waiting until something is), a
+//! POST brings the client's packets.
+//!
+//! One GET may wait at a time: a second one breaks the protocol, and the session is closed (the
+//! waiting one gets `1`). A GET while a WebSocket probe is in flight waits for the upgrade to
+//! settle; after the switch a GET is refused. The pending GET of a session the client closed
+//! (a POSTed `1`), or of one that upgraded, ends with a noop `6`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::packet::{self, Packet};
+use super::session::{Transport, Wire};
+use super::{EngineServer, EngineSession, Handler, refuse};
+use crate::close::CloseReason;
+
+fn payload_response(payload: Vec<u8>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], payload).into_response()
+}
+
+/// A GET: waits until something is queued (or the session ends or upgrades), then answers it
+/// all as one payload.
+pub(super) async fn poll<H: Handler>(server: &EngineServer<H>, session: &Arc<EngineSession>) -> Response {
+    if session.end_told() {
+        return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
+    }
+    if session.upgrade_settled(server.config.ping_timeout).await == Transport::WebSocket || !session.begin_poll() {
+        if session.transport() != Transport::WebSocket {
+            // A second concurrent GET: the client is broken; end the session.
+            session.outbox.close(CloseReason::ProtocolViolation);
+        }
+        return refuse(StatusCode::BAD_REQUEST, 3, "Bad request");
+    }
+    let (payload, ended) = loop {
+        let ready = session.outbox.ready();
+        let changed = session.transport_changed();
+        tokio::pin!(changed);
+        // Registered before the transport is read, so a change in between is not missed.
+        changed.as_mut().enable();
+        if session.transport() != Transport::Polling {
+            break (b"6".to_vec(), false);
+        }
+        let batch = session.outbox.take(Default::default());
+        if !batch.frames.is_empty() || batch.close.is_some() {
+            let ended = batch.close.is_some();
+            break (encode(session, batch), ended);
+        }
+        tokio::select! {
+            () = ready => {}
+            () = changed => {}
+            () = session.outbox.closing() => {}
+        }
+    };
+    session.end_poll(ended);
+    payload_response(payload)
+}
+
+/// The payload of one batch: its packets, then a close packet (`1`) if the server ended the
+/// session, or a noop (`6`) if the client did (it is no longer listening for one).
+fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> Vec<u8> {
+    let mut payload = Vec::new();
+    let mut scratch = Vec::new();
+    for item in &batch.frames {
+        scratch.clear();
+        match session.wire(item, &mut scratch) {
+            Some(Wire::Text(text)) => packet::append_to_payload(&mut payload, Some(text), None),
+            Some(Wire::Binary(data)) => packet::append_to_payload(&mut payload, None, Some(data)),
+            Some(Wire::Control(_)) | None => {}
+        }
+    }
+    match &batch.close {
+        Some(CloseReason::ClientClosed(_)) if payload.is_empty() => payload.extend_from_slice(b"6"),
+        Some(CloseReason::ClientClosed(_)) => {}
+        Some(_) => packet::append_to_payload(&mut payload, Some(b"1"), None),
+        None => {}
+    }
+    payload
+}
+
+/// A POST: the client's packets, handed to the session in order.
+pub(super) async fn push<H: Handler>(server: &EngineServer<H>, session: &EngineSession, body: Body) -> Response {
+    if session.transport() == Transport::WebSocket {
+        return refuse(StatusCode::BAD_REQUEST, 3, "Bad request");
+    }
+    let limit = server.config.max_payload;
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            session.outbox.close(CloseReason::TooLarge);
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, 3, "Payload too large");
+        }
+        Err(_) => return refuse(StatusCode::BAD_REQUEST, 3, "Bad request"),
+    };
+    let packets = match Packet::parse_payload(&bytes) {
+        Ok(packets) => packets,
+        Err(e) => {
+            tracing::debug!(sid = %session.sid, error = %e, "closing an engine.io session");
+            session.outbox.close(CloseReason::ProtocolViolation);
+            return refuse(StatusCode::BAD_REQUEST, 3, "Bad request");
+        }
+    };
+    for packet in packets {
+        if !session.deliver(packet).await {
+            return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
+        }
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "ok").into_response()
+}
