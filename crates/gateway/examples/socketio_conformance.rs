@@ -63,29 +63,29 @@ impl Handler for Echo {
 struct Conformance;
 
 impl App for Conformance {
-    type Socket = ();
+    /// The namespace's handshake auth, emitted back as `auth` once the CONNECT reply is queued.
+    type Socket = String;
 
     fn serves(&self, namespace: &str) -> bool {
         matches!(namespace, "/" | "/custom")
     }
 
-    async fn connect(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        auth: Option<&RawValue>,
-    ) -> Result<((), Option<String>), Refused> {
-        let auth = auth.map_or("{}", RawValue::get);
-        // Queued after the CONNECT reply by the layer: the reply goes first, then this.
-        let ctx = ctx.clone();
-        let (namespace, auth) = (namespace.to_owned(), auth.to_owned());
-        tokio::spawn(async move { ctx.emit(&namespace, &format!(r#"["auth",{auth}]"#), &[]) });
-        Ok(((), None))
+    async fn connect(&self, _: &Ctx, _: &str, auth: Option<&RawValue>) -> Result<(String, Option<String>), Refused> {
+        Ok((auth.map_or("{}", RawValue::get).to_owned(), None))
     }
 
-    fn after_connect(&self, _: &Ctx, _: &str, _: &mut ()) {}
+    fn after_connect(&self, ctx: &Ctx, namespace: &str, auth: &mut String) {
+        // The suite waits for each message with a listener it adds after the previous one: two
+        // packets that arrive in one read (the gateway writes a batch at once) would lose the
+        // second. So `auth` goes a moment after the CONNECT reply, in a write of its own.
+        let (ctx, namespace, auth) = (ctx.clone(), namespace.to_owned(), auth.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ctx.emit(&namespace, &format!(r#"["auth",{auth}]"#), &[]);
+        });
+    }
 
-    async fn event(&self, ctx: &Ctx, namespace: &str, _: &mut (), event: Event) -> Result<(), CloseReason> {
+    async fn event(&self, ctx: &Ctx, namespace: &str, _: &mut String, event: Event) -> Result<(), CloseReason> {
         let args: Vec<&str> = event.args.iter().map(|a| a.get()).collect();
         match (event.name.as_str(), event.ack) {
             ("message", _) => {
@@ -100,15 +100,15 @@ impl App for Conformance {
         Ok(())
     }
 
-    fn deadline(&self, _: &()) -> Option<Instant> {
+    fn deadline(&self, _: &String) -> Option<Instant> {
         None
     }
 
-    fn deadline_passed(&self, _: &Ctx, _: &mut ()) -> Result<(), CloseReason> {
+    fn deadline_passed(&self, _: &Ctx, _: &mut String) -> Result<(), CloseReason> {
         Ok(())
     }
 
-    async fn woken(&self, _: &Ctx, _: &mut ()) -> Result<(), CloseReason> {
+    async fn woken(&self, _: &Ctx, _: &mut String) -> Result<(), CloseReason> {
         Ok(())
     }
 }

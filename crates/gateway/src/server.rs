@@ -25,20 +25,45 @@ use crate::close::CloseReason;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::socketio::SocketIo;
+use crate::socketio::engine::{self, EngineConfig, EngineServer};
+use crate::socketio::face::Face;
 
 /// Time connection tasks get after the last 1012 before shutdown stops waiting for them.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// The Socket.IO face's Engine.IO server.
+pub type SocketIoServer = EngineServer<SocketIo<Face>>;
 
 /// A gateway node, ready to serve.
 #[derive(Debug)]
 pub struct Server {
     node: Arc<Node>,
+    socketio: Arc<SocketIoServer>,
 }
 
 impl Server {
     /// Builds a node from a checked configuration; in Redis mode, connects to Redis first.
     pub async fn new(config: Config) -> Result<Self, ConfigError> {
-        Ok(Self { node: Node::new(config).await? })
+        let node = Node::new(config).await?;
+        let face = Face::new(Arc::clone(&node)).await?;
+        let c = &node.config;
+        let engine = EngineConfig {
+            ping_interval: c.ping_interval,
+            // A client that answered nothing for `idle_timeout` is gone, on either face.
+            ping_timeout: c.idle_timeout.saturating_sub(c.ping_interval),
+            max_payload: c.max_message_size,
+            queue_bytes: c.send_queue_size,
+            connect_timeout: c.auth_timeout,
+        };
+        let io = SocketIo::new(face, engine.clone());
+        let socketio = EngineServer::new(engine, io, c.allowed_origins.clone(), node.tasks.clone(), String::new());
+        Ok(Self { node, socketio })
+    }
+
+    /// The Socket.IO face's server (its sessions).
+    pub fn socketio(&self) -> &Arc<SocketIoServer> {
+        &self.socketio
     }
 
     /// The node's shared state.
@@ -59,9 +84,8 @@ impl Server {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        let http = axum::serve(listener, router(Arc::clone(&node)))
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future();
+        let app = router(Arc::clone(&node)).merge(engine::router("/socket.io/", self.socketio));
+        let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future();
         let http = tokio::spawn(http);
 
         shutdown.await;

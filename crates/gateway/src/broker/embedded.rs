@@ -17,7 +17,7 @@ use roomcast_publisher::{Retention, new_epoch, new_message_id};
 use serde_json::value::RawValue;
 
 use super::history::RoomHistory;
-use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since};
+use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started};
 use crate::event::{PublishedEvent, RoomEvent};
 use crate::fanout::Fanout;
 use crate::rooms::{JoinPosition, Member};
@@ -113,18 +113,11 @@ impl EmbeddedBroker {
             return JoinOutcome::NotMember;
         }
         let offset = shard.get(room).map_or(0, |s| s.offset);
-        let (recovered, events) = match since {
-            Since::After(since) if since.epoch == self.epoch => {
-                let kept = if since.offset == offset {
-                    Some(Vec::new())
-                } else {
-                    shard.get_mut(room).and_then(|s| s.history.after(since.offset, offset, &self.retention, now))
-                };
-                (Some(kept.is_some()), kept.unwrap_or_default())
-            }
-            Since::After(_) => (Some(false), Vec::new()),
-            Since::Now => (None, Vec::new()),
+        let from = match since {
+            Since::After(position) => Some(position),
+            Since::Now => None,
         };
+        let (recovered, events) = self.recover(&mut shard, room, offset, from, now);
         let reply = JoinReply { position: Position { offset, epoch: self.epoch.clone() }, recovered };
         // Both steps under the broker's lock: no publish can come between the position read and
         // the member's start, and a member removal applied after this finds the member.
@@ -137,15 +130,59 @@ impl EmbeddedBroker {
         if joined.is_some() { JoinOutcome::Joined } else { JoinOutcome::Left }
     }
 
-    /// Starts an automatic join at connect: the room's offset now, with events held for the
-    /// member from the same moment (both under the room's lock, so the offset and the hold agree).
-    pub(super) fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<PendingJoin, BrokerError> {
-        let shard = self.shard(room);
+    /// Starts a join whose reply goes out before it finishes: the room's position (and the
+    /// history after `since`) read, and events held for the member from the same moment, under
+    /// the room's lock so that the two agree.
+    pub(super) fn start_join(
+        &self,
+        room: &RoomName,
+        member: &Arc<Member>,
+        access: Access,
+        since: Option<&Position>,
+    ) -> Result<Started, BrokerError> {
+        let now = Instant::now();
+        let mut shard = self.shard(room);
+        if let Access::Member(user) = &access
+            && !shard.get(room).is_some_and(|s| s.members.contains(user))
+        {
+            return Ok(Started::NotMember);
+        }
         let offset = shard.get(room).map_or(0, |s| s.offset);
+        let (recovered, events) = self.recover(&mut shard, room, offset, since, now);
         self.fanout.start_join(room, member).map_err(BrokerError::unavailable)?;
         drop(shard);
         let position = Position { offset, epoch: self.epoch.clone() };
-        Ok(PendingJoin { room: room.clone(), position, conn: member.id, _lease: None })
+        Ok(Started::Pending(PendingJoin {
+            room: room.clone(),
+            position,
+            recovered,
+            events,
+            conn: member.id,
+            _lease: None,
+        }))
+    }
+
+    /// Whether the history after `since` is all kept, and those events (with `since` only).
+    fn recover(
+        &self,
+        shard: &mut HashMap<RoomName, RoomState>,
+        room: &RoomName,
+        offset: u64,
+        since: Option<&Position>,
+        now: Instant,
+    ) -> (Option<bool>, Vec<Arc<RoomEvent>>) {
+        match since {
+            Some(since) if since.epoch == self.epoch => {
+                let kept = if since.offset == offset {
+                    Some(Vec::new())
+                } else {
+                    shard.get_mut(room).and_then(|s| s.history.after(since.offset, offset, &self.retention, now))
+                };
+                (Some(kept.is_some()), kept.unwrap_or_default())
+            }
+            Some(_) => (Some(false), Vec::new()),
+            None => (None, Vec::new()),
+        }
     }
 
     pub(super) fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str) {

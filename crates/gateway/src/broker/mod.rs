@@ -31,6 +31,7 @@ pub use redis::RedisBroker;
 pub use subscriber::PROBE_INTERVAL;
 
 use crate::config::{BrokerConfig, Config, ConfigError};
+use crate::event::RoomEvent;
 use crate::fanout::Fanout;
 use crate::rooms::{ConnId, JoinPosition, Member};
 
@@ -92,18 +93,30 @@ pub struct Publish<'a> {
     pub exclude_user: Option<&'a str>,
 }
 
-/// An automatic join at connect between its two steps ([`Broker::start_join`],
-/// [`Broker::finish_join`]): the room holds its events for the member, which will start at
-/// `position`.
+/// A join between its two steps ([`Broker::start_join`], [`Broker::finish_join`]), for a
+/// reply that must be queued in between (`connected`, a Socket.IO CONNECT): the room holds its
+/// events for the member, which will start at `position`, after `recovered` events.
 #[derive(Debug)]
 pub struct PendingJoin {
     /// The room being joined.
     pub room: RoomName,
-    /// Where the member starts; sent to the client in `connected`.
+    /// The room's position when it was read; sent to the client in `connected`.
     pub position: Position,
+    /// With `since`: whether every event after it follows (`false`: the client must reload).
+    pub recovered: Option<bool>,
+    events: Vec<Arc<RoomEvent>>,
     conn: ConnId,
     /// Keeps the node subscribed to the room's channel until the join is finished.
     _lease: Option<subscriber::JoinLease>,
+}
+
+/// What starting a join found.
+#[derive(Debug)]
+pub enum Started {
+    /// The join waits for [`Broker::finish_join`].
+    Pending(PendingJoin),
+    /// [`Access::Member`] and the user is not in the member set: nothing was joined.
+    NotMember,
 }
 
 /// The node's broker.
@@ -163,24 +176,42 @@ impl Broker {
         }
     }
 
-    /// First step of an automatic join at connect: from now on the room's events are held for
-    /// `member`, and the returned join names where it will start. Sent between the two steps,
-    /// `connected` precedes every event of the room and misses none published after it.
-    pub async fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<PendingJoin, BrokerError> {
+    /// First step of a join whose reply goes out between its steps (the automatic joins at
+    /// connect, a Socket.IO session's recovery): from now on the room's events are held for
+    /// `member`, and the returned join names where it will start (with `since`: the events it
+    /// missed, when history still has them). Sent between the two steps, the reply precedes
+    /// every event of the room and misses none published after it.
+    pub async fn start_join(
+        &self,
+        room: &RoomName,
+        member: &Arc<Member>,
+        access: Access,
+        since: Option<&Position>,
+    ) -> Result<Started, BrokerError> {
         match self {
-            Broker::Embedded(b) => b.start_join(room, member),
-            Broker::Redis(b) => b.start_join(room, member).await,
+            Broker::Embedded(b) => b.start_join(room, member, access, since),
+            Broker::Redis(b) => b.start_join(room, member, access, since).await,
         }
     }
 
-    /// Second step: the member starts at the join's position and gets the held events after it.
+    /// Second step: the member gets the recovered events, then the held ones after them.
     pub fn finish_join(&self, join: PendingJoin) {
         let fanout = match self {
             Broker::Embedded(b) => b.fanout(),
             Broker::Redis(b) => b.fanout(),
         };
-        let at = JoinPosition { offset: join.position.offset, epoch: &join.position.epoch, recovered: &[] };
+        let at = JoinPosition { offset: join.position.offset, epoch: &join.position.epoch, recovered: &join.events };
         fanout.finish_join(&join.room, join.conn, at, || ());
+    }
+
+    /// Gives up a join started with [`Self::start_join`]: a new member leaves the room, one that
+    /// was in it goes on from its own position.
+    pub fn abort_join(&self, join: PendingJoin) {
+        let fanout = match self {
+            Broker::Embedded(b) => b.fanout(),
+            Broker::Redis(b) => b.fanout(),
+        };
+        fanout.abort_join(&join.room, join.conn);
     }
 
     /// Relays an ephemeral event from `from_user` to the room's other members.

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::repair::GapRepair;
 use super::subscriber::Subscriber;
-use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since};
+use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started};
 use crate::config::{BrokerConfig, Config};
 use crate::fanout::Fanout;
 use crate::rooms::{JoinPosition, Member};
@@ -124,23 +124,50 @@ impl RedisBroker {
         }
     }
 
-    pub(super) async fn start_join(&self, room: &RoomName, member: &Arc<Member>) -> Result<PendingJoin, BrokerError> {
+    pub(super) async fn start_join(
+        &self,
+        room: &RoomName,
+        member: &Arc<Member>,
+        access: Access,
+        since: Option<&Position>,
+    ) -> Result<Started, BrokerError> {
         let lease = self.subscriber.begin_join(room).await?;
         let start = self.fanout.start_join(room, member).map_err(BrokerError::unavailable)?;
-        // Where this node's delivery stands, or else the room's position read now: either way
-        // every event after it is held from here on. Read after the start and before
-        // `connected`, so nothing published once the client has `connected` is behind it.
-        let position = match start.cursor {
-            Some(c) => Position { offset: c.offset, epoch: c.epoch.to_string() },
-            None => match self.publisher.position(room).await {
-                Ok((offset, epoch)) => Position { offset, epoch },
-                Err(e) => {
-                    self.fanout.leave(room, member.id);
-                    return Err(e.into());
-                }
-            },
+        let pending = |position, recovered, events| {
+            Started::Pending(PendingJoin {
+                room: room.clone(),
+                position,
+                recovered,
+                events,
+                conn: member.id,
+                _lease: Some(lease),
+            })
         };
-        Ok(PendingJoin { room: room.clone(), position, conn: member.id, _lease: Some(lease) })
+        // Where this node's delivery stands, or else the room's position read now: either way
+        // every event after it is held from here on. Read after the start and before the reply,
+        // so nothing published once the client has the reply is behind it.
+        if let (Access::Granted, None, Some(c)) = (&access, since, &start.cursor) {
+            return Ok(pending(Position { offset: c.offset, epoch: c.epoch.to_string() }, None, Vec::new()));
+        }
+        let from = since.map(|p| (p.offset, p.epoch.as_str()));
+        let read = match &access {
+            Access::Granted => self.publisher.history(room, from).await.map(Some),
+            Access::Member(user) => self.publisher.history_if_member(room, from, user).await,
+        };
+        let history = match read {
+            Ok(Some(history)) => history,
+            Ok(None) => {
+                self.fanout.leave(room, member.id);
+                return Ok(Started::NotMember);
+            }
+            Err(e) => {
+                self.fanout.abort_join(room, member.id);
+                return Err(e.into());
+            }
+        };
+        let recovered = since.map(|p| history.continues_from(p.offset, &p.epoch));
+        let events = if recovered == Some(true) { self.fanout.room_events(room, &history.events) } else { Vec::new() };
+        Ok(pending(Position { offset: history.offset, epoch: history.epoch }, recovered, events))
     }
 
     pub(super) async fn emit(

@@ -15,6 +15,7 @@ use values::Settings;
 pub use values::parse_duration;
 
 use crate::origin::AllowedOrigins;
+use crate::socketio::events::EventTable;
 
 /// A setting that stops start-up, with the setting's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +104,9 @@ pub struct Config {
     pub send_queue_size: usize,
     /// Events clients may `emit`. Default: `typing:start`, `typing:stop`.
     pub emit_events: Vec<String>,
+    /// Socket.IO client events that are roomcast commands. Default: the seed app's
+    /// `subscribe:chat`, `unsubscribe:chat`, `typing:start`, `typing:stop` (on `dialog:{chatId}`).
+    pub socketio_events: EventTable,
     /// Sustained `emit` rate per connection, per second. Default: 20.
     pub emit_rate: f64,
     /// `emit` burst per connection. Default: 40.
@@ -146,6 +150,7 @@ impl Config {
             max_message_size: 64 * 1024,
             send_queue_size: 1024 * 1024,
             emit_events: vec!["typing:start".to_owned(), "typing:stop".to_owned()],
+            socketio_events: EventTable::defaults(),
             emit_rate: 20.0,
             emit_burst: 40,
             max_rooms_per_connection: 256,
@@ -230,6 +235,9 @@ impl Config {
         s.set_size(&mut c.max_message_size, "max_message_size")?;
         s.set_size(&mut c.send_queue_size, "send_queue_size")?;
         s.set(&mut c.emit_events, "emit_events")?;
+        if let Some(entries) = s.get::<Vec<String>>("socketio_events")? {
+            c.socketio_events = EventTable::parse(&entries).map_err(|m| s.error("socketio_events", &m))?;
+        }
         s.set(&mut c.emit_rate, "emit_rate")?;
         s.set(&mut c.emit_burst, "emit_burst")?;
         s.set(&mut c.max_rooms_per_connection, "max_rooms_per_connection")?;

@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{AuthError, ConnectionClaims, unix_now};
+use crate::broker::{Access, Started};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
 use crate::rooms::Member;
@@ -93,8 +94,10 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     // published once the client has seen it can be missed.
     let mut joins = Vec::new();
     for room in rooms.iter().flatten() {
-        match Box::pin(node.broker.start_join(room, &member)).await {
-            Ok(join) => joins.push(join),
+        match Box::pin(node.broker.start_join(room, &member, Access::Granted, None)).await {
+            Ok(Started::Pending(join)) => joins.push(join),
+            // Own rooms need no member set.
+            Ok(Started::NotMember) => member.close(CloseReason::BrokerUnavailable),
             Err(e) => {
                 tracing::warn!(conn = member.id, %room, error = %crate::broker::causes(&e), "auto-join failed");
                 member.close(CloseReason::BrokerUnavailable);
@@ -121,7 +124,8 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
         node.broker.finish_join(join);
     }
 
-    let mut session = Session::new(Arc::clone(&node), Arc::clone(&member), claims.org, claims.exp);
+    let replies = Arc::new(session::JsonReplies);
+    let mut session = Session::new(Arc::clone(&node), Arc::clone(&member), replies, claims.org, claims.exp);
     read_loop(&node, &member, &mut reader, &mut session).await;
     drop(reader);
 

@@ -12,7 +12,7 @@ use roomcast_proto::{RoomKind, RoomName};
 use serde_json::value::RawValue;
 
 use crate::auth::AuthError;
-use crate::broker::{Access, BrokerError, JoinOutcome, Since};
+use crate::broker::{Access, BrokerError, JoinOutcome, JoinReply, Since};
 use crate::close::CloseReason;
 use crate::node::Node;
 use crate::ratelimit::TokenBucket;
@@ -42,21 +42,66 @@ impl Refusal {
 
 type Reply = Result<Option<OkReply>, Refusal>;
 
+/// How a face answers commands: `/ws` queues JSON frames; Socket.IO acks the event that asked.
+pub trait Replies: Send + Sync + std::fmt::Debug {
+    /// Queues `frame`, the answer (`ok`, `error` or `pong`) to a command.
+    fn reply(&self, member: &Member, frame: &ServerFrame);
+
+    /// A subscribe is answered (called under the room's lock, before the answer is queued and
+    /// before any event after it): where the member now stands in `room`.
+    fn joined(&self, member: &Member, room: &RoomName, reply: &JoinReply, since: Option<&Position>) {
+        let _ = (member, room, reply, since);
+    }
+}
+
+/// The `/ws` face's answers: JSON text frames.
+#[derive(Debug)]
+pub struct JsonReplies;
+
+impl Replies for JsonReplies {
+    fn reply(&self, member: &Member, frame: &ServerFrame) {
+        member.send(wire::text(&frame.to_json()), Instant::now());
+    }
+}
+
 /// State of one authenticated connection, owned by its task.
 #[derive(Debug)]
 pub struct Session {
     node: Arc<Node>,
     member: Arc<Member>,
+    replies: Arc<dyn Replies>,
     org: Option<String>,
     expires_at: u64,
     emits: TokenBucket,
 }
 
 impl Session {
-    /// A session for `member`, authenticated as its user with `org`, until `expires_at`.
-    pub fn new(node: Arc<Node>, member: Arc<Member>, org: Option<String>, expires_at: u64) -> Self {
+    /// A session for `member`, authenticated as its user with `org`, until `expires_at`,
+    /// answering through `replies`.
+    pub fn new(
+        node: Arc<Node>,
+        member: Arc<Member>,
+        replies: Arc<dyn Replies>,
+        org: Option<String>,
+        expires_at: u64,
+    ) -> Self {
         let emits = TokenBucket::new(node.config.emit_rate, node.config.emit_burst);
-        Self { node, member, org, expires_at, emits }
+        Self { node, member, replies, org, expires_at, emits }
+    }
+
+    /// The member this session commands for.
+    pub fn member(&self) -> &Arc<Member> {
+        &self.member
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The user's org.
+    pub fn org(&self) -> Option<&str> {
+        self.org.as_deref()
     }
 
     /// The token's expiry, Unix seconds; moves when a `refresh` succeeds.
@@ -77,17 +122,26 @@ impl Session {
                 return Ok(());
             }
         };
+        if let ClientFrame::Auth { .. } = frame {
+            self.node.metrics.command("auth");
+            // `auth` has no id field of its own; a client that sent one still gets it back.
+            let id = FrameHead::peek(text).id;
+            let message = "already authenticated".into();
+            self.send(&ServerFrame::Error { id, code: ErrorCode::BadRequest, message });
+            return Ok(());
+        }
+        self.execute(frame).await
+    }
+
+    /// Carries out one command (whichever face it came from) and answers it. `Err` ends the
+    /// connection.
+    pub async fn execute(&mut self, frame: ClientFrame) -> Result<(), CloseReason> {
         let (id, name) = command_id(&frame);
         self.node.metrics.command(name);
         let reply = match frame {
             ClientFrame::Auth { .. } => {
-                // `auth` has no id field of its own; a client that sent one still gets it back.
-                let id = FrameHead::peek(text).id;
-                self.send(&ServerFrame::Error {
-                    id,
-                    code: ErrorCode::BadRequest,
-                    message: "already authenticated".into(),
-                });
+                let message = "already authenticated".into();
+                self.send(&ServerFrame::Error { id, code: ErrorCode::BadRequest, message });
                 return Ok(());
             }
             ClientFrame::Subscribe { room, token, since, .. } => self.subscribe(id, &room, token, since).await,
@@ -150,12 +204,14 @@ impl Session {
                 None => Access::Member(Arc::clone(user)),
             },
         };
-        let member = Arc::clone(&self.member);
-        let since = match &since {
+        let (member, replies) = (Arc::clone(&self.member), Arc::clone(&self.replies));
+        let from = since.as_ref();
+        let since = match from {
             Some(position) => Since::After(position),
             None => Since::Now,
         };
         let joined = self.node.broker.join(&room, &self.member, access, since, |reply| {
+            replies.joined(&member, &room, reply, from);
             let ok = OkReply {
                 id,
                 room: Some(room.to_string()),
@@ -164,7 +220,7 @@ impl Session {
                 recovered: reply.recovered,
                 expires_at: None,
             };
-            member.send(wire::text(&ServerFrame::Ok(ok).to_json()), Instant::now());
+            replies.reply(&member, &ServerFrame::Ok(ok));
         });
         match joined.await {
             Ok(JoinOutcome::Joined) => Ok(None),
@@ -235,7 +291,7 @@ impl Session {
     }
 
     fn send(&self, frame: &ServerFrame) {
-        self.member.send(wire::text(&frame.to_json()), Instant::now());
+        self.replies.reply(&self.member, frame);
     }
 
     /// Test builds only: `{"type":"test:panic"}` makes this task panic, and with `"room"` it
@@ -254,7 +310,7 @@ impl Session {
             return;
         }
         let pending = match ask.room.as_deref().map(RoomName::parse) {
-            Some(Ok(room)) => self.node.broker.start_join(&room, &self.member).await.ok(),
+            Some(Ok(room)) => self.node.broker.start_join(&room, &self.member, Access::Granted, None).await.ok(),
             _ => None,
         };
         panic!("a test asked connection {} to panic (mid-join: {})", self.member.id, pending.is_some());

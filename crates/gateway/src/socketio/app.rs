@@ -72,6 +72,11 @@ pub trait App: Send + Sync + 'static {
     /// Whether clients may connect `namespace`.
     fn serves(&self, namespace: &str) -> bool;
 
+    /// Whether new sessions are taken now.
+    fn accepting(&self) -> bool {
+        true
+    }
+
     /// A client connects `namespace` with `auth` (the CONNECT payload). `Ok` carries the socket
     /// and the CONNECT reply's `pid` (connection-state recovery), if any; the app queues what
     /// must follow the reply through `after_connect`.

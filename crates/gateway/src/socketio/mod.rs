@@ -15,6 +15,8 @@
 
 pub mod app;
 pub mod engine;
+pub mod events;
+pub mod face;
 pub mod packet;
 
 use std::collections::HashMap;
@@ -122,6 +124,10 @@ impl<A: App> SocketIo<A> {
 
 impl<A: App> engine::Handler for SocketIo<A> {
     type Conn = Conn<A::Socket>;
+
+    fn accepting(&self) -> bool {
+        self.app.accepting()
+    }
 
     fn open(&self, session: &Arc<EngineSession>, request: &RequestInfo) -> Self::Conn {
         let ctx = Ctx { session: Arc::clone(session), request: request.clone(), wake: Arc::new(Notify::new()) };

@@ -118,8 +118,14 @@ impl<H: Handler> EngineServer<H> {
         let task_session = Arc::clone(&session);
         self.tasks.spawn(async move {
             let reason = session::run(Arc::clone(&task_session), inbound, &server.handler, conn, &server.config).await;
-            server.table().remove(&task_session.sid);
             tracing::debug!(sid = %task_session.sid, reason = reason.label(), "engine.io session ended");
+            // Gone at once, so a later GET is refused (400), as Engine.IO's own server does;
+            // except that a client's own close (a POSTed `1`) that overtook its GET still lets
+            // that GET end with a noop, for a moment.
+            if matches!(reason, crate::close::CloseReason::ClientClosed(_)) && !task_session.end_told() {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            server.table().remove(&task_session.sid);
         });
         session
     }
@@ -172,6 +178,9 @@ impl<H: Handler> EngineServer<H> {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(|t| t.trim().to_owned()),
         };
+        if query.sid.is_none() && !self.handler.accepting() {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, 3, "Node draining");
+        }
         match (query.transport.as_deref(), query.sid.as_deref(), method, upgrade) {
             (Some("polling"), None, Method::GET, _) => {
                 let session = self.open(Transport::Polling, &request);

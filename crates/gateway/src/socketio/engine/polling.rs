@@ -18,23 +18,38 @@ use super::session::{Transport, Wire};
 use super::{EngineServer, EngineSession, Handler, refuse};
 use crate::close::CloseReason;
 
+/// How long a GET that comes during a probe waits for the client's switch before it ends with a
+/// noop.
+const UPGRADE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn payload_response(payload: Vec<u8>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], payload).into_response()
 }
 
 /// A GET: waits until something is queued (or the session ends or upgrades), then answers it
 /// all as one payload.
-pub(super) async fn poll<H: Handler>(server: &EngineServer<H>, session: &Arc<EngineSession>) -> Response {
+pub(super) async fn poll<H: Handler>(_: &EngineServer<H>, session: &Arc<EngineSession>) -> Response {
     if session.end_told() {
         return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
     }
-    if session.upgrade_settled(server.config.ping_timeout).await == Transport::WebSocket || !session.begin_poll() {
+    if session.pong_overdue() {
+        session.outbox.close(CloseReason::IdleTimeout);
+        return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
+    }
+    // A GET during a probe: the client either switches in a moment (the GET is refused after
+    // the switch) or is pausing polling and waits for this GET to end (it ends with a noop).
+    let settled = session.upgrade_settled(UPGRADE_GRACE).await;
+    if settled == Transport::Upgrading {
+        return payload_response(b"6".to_vec());
+    }
+    if settled == Transport::WebSocket || !session.begin_poll() {
         if session.transport() != Transport::WebSocket {
             // A second concurrent GET: the client is broken; end the session.
             session.outbox.close(CloseReason::ProtocolViolation);
         }
         return refuse(StatusCode::BAD_REQUEST, 3, "Bad request");
     }
+    tracing::trace!(sid = %session.sid, "poll begins");
     let (payload, ended) = loop {
         let ready = session.outbox.ready();
         let changed = session.transport_changed();
@@ -56,6 +71,7 @@ pub(super) async fn poll<H: Handler>(server: &EngineServer<H>, session: &Arc<Eng
         }
     };
     session.end_poll(ended);
+    tracing::trace!(sid = %session.sid, bytes = payload.len(), "poll answered");
     payload_response(payload)
 }
 
@@ -72,6 +88,9 @@ fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> Vec<u8> {
             Some(Wire::Control(_)) | None => {}
         }
     }
+    if let Some(farewell) = batch.close.as_ref().and_then(|reason| session.farewell(reason)) {
+        packet::append_to_payload(&mut payload, Some(&farewell), None);
+    }
     match &batch.close {
         Some(CloseReason::ClientClosed(_)) if payload.is_empty() => payload.extend_from_slice(b"6"),
         Some(CloseReason::ClientClosed(_)) => {}
@@ -85,6 +104,10 @@ fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> Vec<u8> {
 pub(super) async fn push<H: Handler>(server: &EngineServer<H>, session: &EngineSession, body: Body) -> Response {
     if session.transport() == Transport::WebSocket {
         return refuse(StatusCode::BAD_REQUEST, 3, "Bad request");
+    }
+    if session.pong_overdue() {
+        session.outbox.close(CloseReason::IdleTimeout);
+        return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
     }
     let limit = server.config.max_payload;
     let bytes = match Limited::new(body, limit).collect().await {

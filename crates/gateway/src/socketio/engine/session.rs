@@ -8,7 +8,7 @@
 //! the heartbeat: a ping every `ping_interval`, and the session ends when a pong does not come
 //! within `ping_timeout`.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,6 +56,12 @@ pub trait Encode: Send + Sync {
     fn event(&self, event: &RoomEvent, out: &mut Vec<u8>);
     /// Appends `emit` as one text packet.
     fn emit(&self, emit: &Emitted, out: &mut Vec<u8>);
+
+    /// A last text packet to send before the transport closes for `reason`, if any.
+    fn farewell(&self, reason: &CloseReason) -> Option<Bytes> {
+        let _ = reason;
+        None
+    }
 }
 
 /// One queued item as its transport writes it.
@@ -79,7 +85,7 @@ pub struct EngineSession {
     state: Mutex<State>,
     /// Wakes a poll that waits for an upgrade to end.
     switched: Notify,
-    encoder: OnceLock<Arc<dyn Encode>>,
+    encoder: RwLock<Option<Arc<dyn Encode>>>,
 }
 
 impl std::fmt::Debug for EngineSession {
@@ -95,6 +101,8 @@ struct State {
     polling: bool,
     /// A poll already answered with the session's end; later ones are refused.
     end_told: bool,
+    /// When the pong to the last ping is due, if it has not come.
+    pong_due: Option<Instant>,
 }
 
 impl EngineSession {
@@ -105,9 +113,9 @@ impl EngineSession {
             sid,
             outbox: Arc::new(Outbox::new(queue_bytes)),
             inbound,
-            state: Mutex::new(State { transport, polling: false, end_told: false }),
+            state: Mutex::new(State { transport, polling: false, end_told: false, pong_due: None }),
             switched: Notify::new(),
-            encoder: OnceLock::new(),
+            encoder: RwLock::new(None),
         });
         (session, rx)
     }
@@ -137,6 +145,16 @@ impl EngineSession {
         let mut state = self.state();
         state.polling = false;
         state.end_told |= told_end;
+    }
+
+    /// Whether the pong to the last ping is overdue (the session's task ends it at once; a
+    /// request that comes first must not find it alive).
+    pub fn pong_overdue(&self) -> bool {
+        self.state().pong_due.is_some_and(|due| due <= Instant::now())
+    }
+
+    fn set_pong_due(&self, due: Option<Instant>) {
+        self.state().pong_due = due;
     }
 
     /// Whether a poll already carried the session's end.
@@ -187,9 +205,13 @@ impl EngineSession {
         self.inbound.send(packet).await.is_ok()
     }
 
-    /// Sets how shared items are encoded (once; a face sets it when the session joins rooms).
+    /// Sets how shared items are encoded (a face sets it when the session joins rooms).
     pub fn set_encoder(&self, encoder: Arc<dyn Encode>) {
-        let _ = self.encoder.set(encoder);
+        *self.encoder.write().unwrap_or_else(|e| e.into_inner()) = Some(encoder);
+    }
+
+    fn encoder(&self) -> Option<Arc<dyn Encode>> {
+        self.encoder.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Queues a text packet.
@@ -208,6 +230,11 @@ impl EngineSession {
         }
     }
 
+    /// The last text packet before the session closes for `reason` (see [`Encode::farewell`]).
+    pub fn farewell(&self, reason: &CloseReason) -> Option<Bytes> {
+        self.encoder()?.farewell(reason)
+    }
+
     /// How `item` goes on the wire; shared items are encoded into `scratch`.
     pub fn wire<'a>(&self, item: &'a Outgoing, scratch: &'a mut Vec<u8>) -> Option<Wire<'a>> {
         match item {
@@ -215,11 +242,11 @@ impl EngineSession {
             Outgoing::Binary(data) => Some(Wire::Binary(data)),
             Outgoing::Control(frame) => Some(Wire::Control(frame)),
             Outgoing::Event(e) => {
-                self.encoder.get()?.event(e, scratch);
+                self.encoder()?.event(e, scratch);
                 Some(Wire::Text(scratch))
             }
             Outgoing::Emit(e) => {
-                self.encoder.get()?.emit(e, scratch);
+                self.encoder()?.emit(e, scratch);
                 Some(Wire::Text(scratch))
             }
         }
@@ -230,6 +257,11 @@ impl EngineSession {
 pub trait Handler: Send + Sync + 'static {
     /// The handler's state for one session.
     type Conn: Send + 'static;
+
+    /// Whether new sessions are taken now (`false` while the node drains: 503).
+    fn accepting(&self) -> bool {
+        true
+    }
 
     /// A new session (its open packet is already queued).
     fn open(&self, session: &Arc<EngineSession>, request: &super::RequestInfo) -> Self::Conn;
@@ -287,13 +319,15 @@ pub async fn run<H: Handler>(
             () = woken => handler.woken(&mut conn).await,
             _ = ping.tick() => {
                 session.send_text("2".to_owned());
-                pong_due.get_or_insert_with(|| Instant::now() + config.ping_timeout);
+                let due = *pong_due.get_or_insert_with(|| Instant::now() + config.ping_timeout);
+                session.set_pong_due(Some(due));
                 Ok(())
             }
             packet = inbound.recv() => match packet {
                 None => Err(CloseReason::ConnectionLost),
                 Some(Packet::Pong(_)) => {
                     pong_due = None;
+                    session.set_pong_due(None);
                     Ok(())
                 }
                 Some(Packet::Close) => Err(CloseReason::ClientClosed(1000)),

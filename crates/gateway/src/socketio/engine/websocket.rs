@@ -80,7 +80,9 @@ where
         Ok(Ok(Incoming::Text(text))) => String::from_utf8(text).ok(),
         _ => None,
     };
-    if next(reader).await.as_deref() != Some("2probe") || !session.begin_upgrade() {
+    let first = next(reader).await;
+    tracing::trace!(sid = %session.sid, ?first, "probe");
+    if first.as_deref() != Some("2probe") || !session.begin_upgrade() {
         return Err(());
     }
     if wr.write_all(&wire::text(b"3probe")).await.is_err() {
@@ -144,8 +146,13 @@ where
 async fn write<W: AsyncWrite + Unpin>(session: Arc<EngineSession>, mut io: W) {
     let mut scratch = Vec::new();
     loop {
-        session.outbox.ready().await;
+        // Taken before waiting: a poll may have consumed the wake of what it left queued when
+        // the session switched to this transport.
         let batch = session.outbox.take(Default::default());
+        if batch.frames.is_empty() && batch.close.is_none() {
+            session.outbox.ready().await;
+            continue;
+        }
         let mut buf = BytesMut::new();
         for item in &batch.frames {
             scratch.clear();
@@ -157,6 +164,9 @@ async fn write<W: AsyncWrite + Unpin>(session: Arc<EngineSession>, mut io: W) {
             }
         }
         if let Some(reason) = &batch.close {
+            if let Some(farewell) = session.farewell(reason) {
+                put_frame(&mut buf, 0x1, &farewell);
+            }
             if let Some(code) = reason.code() {
                 buf.put_slice(&wire::close(code, reason.label()));
             }
