@@ -110,6 +110,20 @@ pub struct PendingJoin {
     _lease: Option<subscriber::JoinLease>,
 }
 
+impl PendingJoin {
+    /// Where the client stands before the events this join delivers: its `since` when they
+    /// are recovered, else the room's position.
+    pub fn start(&self) -> Position {
+        match self.recovered {
+            Some(true) => Position {
+                offset: self.position.offset.saturating_sub(self.events.len() as u64),
+                epoch: self.position.epoch.clone(),
+            },
+            _ => self.position.clone(),
+        }
+    }
+}
+
 /// What starting a join found.
 #[derive(Debug)]
 pub enum Started {

@@ -91,7 +91,7 @@ impl FaceSocket {
     /// take their positions first, so the events that follow are numbered from them.
     pub(super) fn finish_joins(&mut self, node: &Node) {
         for join in std::mem::take(&mut self.pending) {
-            let at = &join.position;
+            let at = join.start();
             self.state.position(join.room.as_str(), &at.epoch, at.offset);
             node.broker.finish_join(join);
         }
