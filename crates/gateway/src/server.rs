@@ -26,8 +26,10 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::socketio::SocketIo;
+use crate::socketio::engine::forward::{self, Forwarder};
 use crate::socketio::engine::{self, EngineConfig, EngineServer};
 use crate::socketio::face::Face;
+use crate::socketio::store::SessionStore;
 
 /// Time connection tasks get after the last 1012 before shutdown stops waiting for them.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -40,13 +42,20 @@ pub type SocketIoServer = EngineServer<SocketIo<Face>>;
 pub struct Server {
     node: Arc<Node>,
     socketio: Arc<SocketIoServer>,
+    /// Shared with other nodes: Socket.IO session records and node addresses.
+    store: Arc<SessionStore>,
 }
 
 impl Server {
     /// Builds a node from a checked configuration; in Redis mode, connects to Redis first.
     pub async fn new(config: Config) -> Result<Self, ConfigError> {
         let node = Node::new(config).await?;
-        let face = Face::new(Arc::clone(&node)).await?;
+        let store = SessionStore::connect(&node.config).await.map_err(|e| ConfigError {
+            setting: "ROOMCAST_REDIS_URL".to_owned(),
+            message: format!("cannot connect: {}", crate::broker::causes(&e)),
+        })?;
+        let store = Arc::new(store);
+        let face = Face::new(Arc::clone(&node), Arc::clone(&store));
         let c = &node.config;
         let engine = EngineConfig {
             ping_interval: c.ping_interval,
@@ -57,8 +66,12 @@ impl Server {
             connect_timeout: c.auth_timeout,
         };
         let io = SocketIo::new(face, engine.clone());
-        let socketio = EngineServer::new(engine, io, c.allowed_origins.clone(), node.tasks.clone(), String::new());
-        Ok(Self { node, socketio })
+        let own_tag = forward::tag(&c.node_id);
+        let forwarder = Forwarder::new(Arc::clone(&store), own_tag.clone());
+        let suffix = format!(".{own_tag}");
+        let (origins, tasks) = (c.allowed_origins.clone(), node.tasks.clone());
+        let socketio = EngineServer::with_forwarder(engine, io, origins, tasks, suffix, forwarder);
+        Ok(Self { node, socketio, store })
     }
 
     /// The Socket.IO face's server (its sessions).
@@ -84,6 +97,24 @@ impl Server {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
+        let advertise = match (node.config.advertise, axum::serve::Listener::local_addr(&listener)) {
+            (Some(address), _) => Some(address),
+            (None, Ok(local)) if !local.ip().is_unspecified() => Some(local),
+            (None, _) => None,
+        };
+        let advertising = match advertise {
+            Some(address) if self.store.is_shared() => {
+                let tag = forward::tag(&node.config.node_id);
+                Some(tokio::spawn(Forwarder::advertise(Arc::clone(&self.store), tag, address)))
+            }
+            Some(_) => None,
+            None => {
+                tracing::warn!(
+                    "listening on every address: set ROOMCAST_ADVERTISE so other nodes can forward Socket.IO requests here"
+                );
+                None
+            }
+        };
         let app = router(Arc::clone(&node)).merge(engine::router("/socket.io/", self.socketio));
         let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future();
         let http = tokio::spawn(http);
@@ -97,6 +128,9 @@ impl Server {
         drain(&node).await;
         stop.cancel();
         upkeep.abort();
+        if let Some(advertising) = advertising {
+            advertising.abort();
+        }
         // HTTP requests in flight finish on their own; a stuck one does not hold the exit.
         match tokio::time::timeout(Duration::from_secs(5), http).await {
             Ok(Ok(result)) => result,

@@ -76,6 +76,9 @@ pub struct JwtConfig {
 pub struct Config {
     /// Address for WebSocket, API, health and metrics. Default: `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// Where other nodes reach this one, to forward Socket.IO requests for its sessions
+    /// (Redis mode). Default: the listen address, unless it is every address (`0.0.0.0`).
+    pub advertise: Option<SocketAddr>,
     /// Name of this node in logs and `connected`. Default: host name + pid.
     pub node_id: String,
     /// Token verification.
@@ -131,6 +134,7 @@ impl Config {
     pub fn with_secret(secret: &str) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            advertise: None,
             node_id: default_node_id(),
             jwt: JwtConfig {
                 key: JwtKey::Secret(secret.to_owned()),
@@ -227,6 +231,7 @@ impl Config {
         c.jwt.audience = s.get("jwt_audience")?;
         s.set(&mut c.jwt.leeway, "jwt_leeway")?;
         s.set(&mut c.listen, "listen")?;
+        c.advertise = s.get("advertise")?;
         s.set(&mut c.node_id, "node_id")?;
         c.api_key = s.get("api_key")?;
         s.set(&mut c.ping_interval, "ping_interval")?;

@@ -102,7 +102,8 @@ pub trait App: Send + Sync + 'static {
     /// When [`Self::deadline_passed`] must run for `socket`, if ever.
     fn deadline(&self, socket: &Self::Socket) -> Option<Instant>;
 
-    /// `socket`'s deadline passed; `Err` ends the session.
+    /// `socket`'s deadline passed; `Err` ends the session. It must move the deadline (or the
+    /// task would come back at once).
     fn deadline_passed(&self, ctx: &Ctx, socket: &mut Self::Socket) -> Result<(), CloseReason>;
 
     /// The session's notifier fired: the app handles what it queued for `socket`.

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod events;
 pub mod face;
 pub mod packet;
+pub mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -140,6 +141,7 @@ impl<A: App> engine::Handler for SocketIo<A> {
     }
 
     async fn message(&self, conn: &mut Self::Conn, text: String) -> Result<(), CloseReason> {
+        tracing::trace!(sid = %conn.ctx.session.sid, len = text.len(), "socket.io packet");
         if conn.pending.is_some() {
             // Text before the attachments a binary packet announced.
             return Err(CloseReason::ProtocolViolation);

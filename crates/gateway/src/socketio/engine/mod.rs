@@ -11,7 +11,9 @@
 //! - `mod.rs`: the server, its session table and request dispatch.
 //! - `packet.rs`: packets and polling payloads; `session.rs`: a session and its task.
 //! - `polling.rs`: long-polling GET and POST; `websocket.rs`: the WebSocket transport.
+//! - `forward.rs`: requests for sessions held by other nodes.
 
+pub mod forward;
 pub mod packet;
 mod polling;
 pub mod session;
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use fastwebsockets::upgrade::IncomingUpgrade;
 use serde::Deserialize;
@@ -62,6 +64,8 @@ pub struct EngineServer<H: Handler> {
     tasks: TaskTracker,
     /// Added to every sid this server makes (names the node that holds the session).
     sid_suffix: String,
+    /// Reaches the node holding a session this one does not (Redis mode).
+    forwarder: Option<forward::Forwarder>,
 }
 
 impl<H: Handler> std::fmt::Debug for EngineServer<H> {
@@ -86,7 +90,20 @@ impl<H: Handler> EngineServer<H> {
         tasks: TaskTracker,
         sid_suffix: String,
     ) -> Arc<Self> {
-        Arc::new(Self { config, handler, sessions: Mutex::default(), origins, tasks, sid_suffix })
+        Arc::new(Self { config, handler, sessions: Mutex::default(), origins, tasks, sid_suffix, forwarder: None })
+    }
+
+    /// Like [`Self::new`], forwarding requests for other nodes' sessions with `forwarder`.
+    pub fn with_forwarder(
+        config: EngineConfig,
+        handler: H,
+        origins: AllowedOrigins,
+        tasks: TaskTracker,
+        sid_suffix: String,
+        forwarder: forward::Forwarder,
+    ) -> Arc<Self> {
+        let forwarder = Some(forwarder);
+        Arc::new(Self { config, handler, sessions: Mutex::default(), origins, tasks, sid_suffix, forwarder })
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<EngineSession>>> {
@@ -134,6 +151,7 @@ impl<H: Handler> EngineServer<H> {
     pub async fn handle(
         self: Arc<Self>,
         method: Method,
+        uri: Uri,
         query: EngineQuery,
         headers: HeaderMap,
         upgrade: Option<IncomingUpgrade>,
@@ -142,6 +160,16 @@ impl<H: Handler> EngineServer<H> {
         let origin = headers.get(header::ORIGIN).cloned();
         if origin.is_some() && !self.origins.allows(origin.as_ref()) {
             return refuse(StatusCode::FORBIDDEN, 4, "Forbidden");
+        }
+        if let (Some(forwarder), Some(sid)) = (&self.forwarder, query.sid.as_deref())
+            && self.session(sid).is_none()
+            && let Some(to) = forwarder.holder(sid, &headers).await
+        {
+            // The holding node answers CORS itself.
+            return match upgrade {
+                Some(upgrade) if method == Method::GET => forwarder.websocket(to, &uri, &headers, upgrade),
+                _ => forwarder.http(to, method, &uri, headers, body).await,
+            };
         }
         let mut response = self.dispatch(method, query, &headers, upgrade, body).await;
         if let Some(origin) = origin.filter(|_| response.status() != StatusCode::SWITCHING_PROTOCOLS) {
@@ -209,12 +237,13 @@ impl<H: Handler> EngineServer<H> {
 pub async fn route<H: Handler>(
     State(server): State<Arc<EngineServer<H>>>,
     method: Method,
+    uri: Uri,
     Query(query): Query<EngineQuery>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
     body: Body,
 ) -> Response {
-    server.handle(method, query, headers, upgrade.ok(), body).await
+    server.handle(method, uri, query, headers, upgrade.ok(), body).await
 }
 
 /// A router answering Engine.IO requests for `server` at `path` (e.g. `/socket.io/`).

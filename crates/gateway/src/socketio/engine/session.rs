@@ -275,7 +275,7 @@ pub trait Handler: Send + Sync + 'static {
     /// When [`Self::deadline_passed`] must run next, if ever (a connect timeout, a token's expiry).
     fn deadline(&self, conn: &Self::Conn) -> Option<Instant>;
 
-    /// The deadline passed; `Err` ends the session.
+    /// The deadline passed; `Err` ends the session. It must move the deadline.
     fn deadline_passed(&self, conn: &mut Self::Conn) -> impl Future<Output = Result<(), CloseReason>> + Send;
 
     /// Something the face itself queued for the session's task (a `left`), woken through the

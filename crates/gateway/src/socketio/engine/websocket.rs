@@ -89,7 +89,9 @@ where
         session.finish_upgrade(false);
         return Err(());
     }
-    let upgraded = next(reader).await.as_deref() == Some("5");
+    let second = next(reader).await;
+    let upgraded = second.as_deref() == Some("5");
+    tracing::trace!(sid = %session.sid, ?second, "upgrade");
     session.finish_upgrade(upgraded);
     if upgraded { Ok(()) } else { Err(()) }
 }
@@ -153,6 +155,7 @@ async fn write<W: AsyncWrite + Unpin>(session: Arc<EngineSession>, mut io: W) {
             session.outbox.ready().await;
             continue;
         }
+        tracing::trace!(sid = %session.sid, items = batch.frames.len(), closing = batch.close.is_some(), "ws write");
         let mut buf = BytesMut::new();
         for item in &batch.frames {
             scratch.clear();

@@ -13,11 +13,10 @@
 //! # Layout
 //! - `mod.rs`: connect, restore, and the App's other calls.
 //! - `socket.rs`: one connected session: events to commands, notices, deadlines.
-//! - `state.rs`: positions, the record, notices and encoding; `store.rs`: where records live.
+//! - `state.rs`: positions, the record, notices and encoding.
 
 mod socket;
 pub mod state;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,24 +28,23 @@ use tokio::time::Instant;
 
 use super::app::{App, Ctx, Event, Refused};
 use super::events::EventTable;
+use super::store::{Kind, SessionStore};
 use crate::auth::AuthError;
 use crate::broker::{Access, BrokerError, PendingJoin, Started};
 use crate::close::CloseReason;
-use crate::config::ConfigError;
 use crate::connection::lifetime::Lifetime;
 use crate::connection::session::Session;
 use crate::node::Node;
 use crate::rooms::Member;
 pub use socket::FaceSocket;
 use state::{FaceReplies, FaceState, Record, parse_vector};
-use store::SessionStore;
 
 /// The gateway's Socket.IO application.
 #[derive(Debug)]
 pub struct Face {
     node: Arc<Node>,
     events: EventTable,
-    store: SessionStore,
+    store: Arc<SessionStore>,
     /// How long a session's record outlives its last save (it is saved again while connected).
     record_ttl: Duration,
 }
@@ -64,15 +62,11 @@ fn refused(message: &str, code: &str) -> Refused {
 }
 
 impl Face {
-    /// The face of `node`: its event table and session store (Redis in Redis mode).
-    pub async fn new(node: Arc<Node>) -> Result<Self, ConfigError> {
-        let store = SessionStore::connect(&node.config).await.map_err(|e| ConfigError {
-            setting: "ROOMCAST_REDIS_URL".to_owned(),
-            message: format!("cannot connect: {}", crate::broker::causes(&e)),
-        })?;
+    /// The face of `node`, keeping session records in `store`.
+    pub fn new(node: Arc<Node>, store: Arc<SessionStore>) -> Self {
         let events = node.config.socketio_events.clone();
         let record_ttl = node.config.retention.history_ttl.max(Duration::from_secs(60));
-        Ok(Self { node, events, store, record_ttl })
+        Self { node, events, store, record_ttl }
     }
 
     /// Starts the joins of a restored session (every live room of `record`, from the client's
@@ -188,7 +182,9 @@ impl App for Face {
         let session = Session::new(Arc::clone(node), Arc::clone(&member), replies, claims.org.clone(), claims.exp);
 
         let record = match &auth.pid {
-            Some(pid) => self.store.load(pid).await.and_then(|r| serde_json::from_slice::<Record>(&r).ok()),
+            Some(pid) => {
+                self.store.load(Kind::Session, pid).await.and_then(|r| serde_json::from_slice::<Record>(&r).ok())
+            }
             None => None,
         };
         let restored = match (&auth.pid, record.filter(|r| r.user == claims.sub)) {
@@ -231,7 +227,7 @@ impl App for Face {
     }
 
     fn deadline_passed(&self, ctx: &Ctx, socket: &mut FaceSocket) -> Result<(), CloseReason> {
-        socket.deadline_passed()?;
+        socket.deadline_passed(self.record_ttl)?;
         ctx.wake.notify_one();
         Ok(())
     }

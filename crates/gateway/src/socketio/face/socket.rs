@@ -13,7 +13,6 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::state::FaceState;
-use super::store::SessionStore;
 use crate::auth::unix_now;
 use crate::broker::PendingJoin;
 use crate::close::CloseReason;
@@ -22,6 +21,7 @@ use crate::connection::session::Session;
 use crate::node::{Node, SocketSlot};
 use crate::socketio::app::Event;
 use crate::socketio::events::{Command, EventTable};
+use crate::socketio::store::{Kind, SessionStore};
 
 /// A room the server subscribes again gives up after this many failed tries.
 const REJOIN_TRIES: u32 = 5;
@@ -42,6 +42,8 @@ pub struct FaceSocket {
     retries_due: Vec<(RoomName, u32)>,
     /// When the record is saved again (so it outlives a long-lived session).
     save_by: Instant,
+    /// The refresh of the record came due; the task saves it.
+    save_due: bool,
     _lifetime: Lifetime,
     _slot: SocketSlot,
 }
@@ -72,7 +74,7 @@ impl FaceSocket {
         pending: Vec<PendingJoin>,
         leeway: Duration,
     ) -> Self {
-        let save_by = Instant::now();
+        let save_by = Instant::now() + Duration::from_secs(30);
         Self {
             session,
             state,
@@ -82,6 +84,7 @@ impl FaceSocket {
             retries: Vec::new(),
             retries_due: Vec::new(),
             save_by,
+            save_due: true,
             _lifetime: lifetime,
             _slot: slot,
         }
@@ -213,11 +216,16 @@ impl FaceSocket {
     }
 
     /// A deadline passed: an expired token ends the session; due retries and the record's
-    /// refresh are left for the task (it was woken).
-    pub(super) fn deadline_passed(&mut self) -> Result<(), CloseReason> {
+    /// refresh are left for the task (it was woken). Every deadline that passed moves, so the
+    /// task does not come back at once.
+    pub(super) fn deadline_passed(&mut self, ttl: Duration) -> Result<(), CloseReason> {
         let now = Instant::now();
-        if self.session.expires_at() + self.leeway.as_secs() < unix_now() {
+        if self.session.expires_at().saturating_add(self.leeway.as_secs()) < unix_now() {
             return Err(CloseReason::TokenExpired);
+        }
+        if self.save_by <= now {
+            self.save_due = true;
+            self.save_by = now + ttl / 2;
         }
         let (due, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.retries).into_iter().partition(|(at, ..)| *at <= now);
@@ -230,12 +238,13 @@ impl FaceSocket {
     pub(super) async fn save(&mut self, store: &SessionStore, ttl: Duration) {
         let record = match self.state.take_dirty() {
             Some(record) => record,
-            None if Instant::now() >= self.save_by => self.state.record(),
+            None if std::mem::take(&mut self.save_due) => self.state.record(),
             None => return,
         };
+        self.save_due = false;
         self.save_by = Instant::now() + ttl / 2;
         if let Ok(bytes) = serde_json::to_vec(&record) {
-            store.save(&self.pid, bytes, ttl).await;
+            store.save(Kind::Session, &self.pid, bytes, ttl).await;
         }
     }
 }

@@ -1,7 +1,8 @@
-//! [`SessionStore`]: where a Socket.IO session's record lives between its connections, so that
-//! any node can restore it: in memory on the embedded broker, in Redis otherwise (one key per
-//! session, `<prefix>roomcast:sio:<pid>`, expiring when the session has been gone long enough
-//! that history could not cover it anyway).
+//! [`SessionStore`]: small values the Socket.IO face shares between nodes, with an expiry: a
+//! session's record between its connections (`<prefix>roomcast:sio:<pid>`), so that any node
+//! can restore it, and each node's address (`<prefix>roomcast:node:<tag>`), so that a request
+//! for a session can be forwarded to the node holding it. In memory on the embedded broker (one
+//! node), in Redis otherwise.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,14 +18,32 @@ use crate::config::{BrokerConfig, Config};
 /// How long a store call may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Session records, by pid.
+/// Shared values with expiries.
 pub enum SessionStore {
     /// One node: a map with expiries.
     Memory(Mutex<HashMap<String, (Instant, Vec<u8>)>>),
-    /// One Redis.
+    /// One Redis (and the key prefix).
     Redis(ConnectionManager, String),
-    /// A Redis Cluster.
+    /// A Redis Cluster (and the key prefix).
     Cluster(ClusterConnection, String),
+}
+
+/// What a key names.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A Socket.IO session's record, by pid.
+    Session,
+    /// A node's address, by node tag.
+    Node,
+}
+
+impl Kind {
+    fn part(self) -> &'static str {
+        match self {
+            Kind::Session => "roomcast:sio:",
+            Kind::Node => "roomcast:node:",
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -40,7 +59,7 @@ impl std::fmt::Debug for SessionStore {
 impl SessionStore {
     /// The store for `config`'s broker.
     pub async fn connect(config: &Config) -> Result<Self, BrokerError> {
-        let prefix = format!("{}roomcast:sio:", config.redis_prefix);
+        let prefix = config.redis_prefix.clone();
         Ok(match &config.broker {
             BrokerConfig::Embedded => SessionStore::Memory(Mutex::default()),
             BrokerConfig::Redis(url) => {
@@ -64,50 +83,60 @@ impl SessionStore {
         })
     }
 
-    /// Keeps `record` for `pid` for `ttl`; a failure is logged (the session then cannot be
-    /// restored, and the client gets a new one).
-    pub async fn save(&self, pid: &str, record: Vec<u8>, ttl: Duration) {
+    /// Whether values are shared between nodes (Redis) or this node's alone.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, SessionStore::Memory(_))
+    }
+
+    /// Keeps `value` under `name` for `ttl`; a failure is logged (a record then cannot be
+    /// restored and the client gets a new session; a node address is written again soon).
+    pub async fn save(&self, kind: Kind, name: &str, value: Vec<u8>, ttl: Duration) {
+        let key = format!("{}{name}", kind.part());
+
         let millis = (ttl.as_millis() as u64).max(1);
         let result = match self {
             SessionStore::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
                 map.retain(|_, (until, _)| *until > now);
-                map.insert(pid.to_owned(), (now + ttl, record));
+                map.insert(key, (now + ttl, value));
                 Ok(())
             }
             SessionStore::Redis(conn, prefix) => {
-                let cmd = redis::cmd("SET").arg(format!("{prefix}{pid}")).arg(record).arg("PX").arg(millis).clone();
+                let cmd =
+                    redis::cmd("SET").arg(format!("{prefix}{key}")).arg(value.clone()).arg("PX").arg(millis).clone();
                 query::<()>(cmd.query_async(&mut conn.clone())).await
             }
             SessionStore::Cluster(conn, prefix) => {
-                let cmd = redis::cmd("SET").arg(format!("{prefix}{pid}")).arg(record).arg("PX").arg(millis).clone();
+                let cmd =
+                    redis::cmd("SET").arg(format!("{prefix}{key}")).arg(value.clone()).arg("PX").arg(millis).clone();
                 query::<()>(cmd.query_async(&mut conn.clone())).await
             }
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot save a Socket.IO session record; it will not be restorable");
+            tracing::warn!(key = kind.part(), error = %e, "cannot save a shared value");
         }
     }
 
-    /// The record of `pid`, if it is still kept.
-    pub async fn load(&self, pid: &str) -> Option<Vec<u8>> {
+    /// The value under `name`, if it is still kept.
+    pub async fn load(&self, kind: Kind, name: &str) -> Option<Vec<u8>> {
+        let key = &format!("{}{name}", kind.part());
         let result = match self {
             SessionStore::Memory(map) => {
                 let map = map.lock().unwrap_or_else(|e| e.into_inner());
-                return map.get(pid).filter(|(until, _)| *until > Instant::now()).map(|(_, r)| r.clone());
+                return map.get(key).filter(|(until, _)| *until > Instant::now()).map(|(_, r)| r.clone());
             }
             SessionStore::Redis(conn, prefix) => {
-                query::<Option<Vec<u8>>>(redis::cmd("GET").arg(format!("{prefix}{pid}")).query_async(&mut conn.clone()))
+                query::<Option<Vec<u8>>>(redis::cmd("GET").arg(format!("{prefix}{key}")).query_async(&mut conn.clone()))
                     .await
             }
             SessionStore::Cluster(conn, prefix) => {
-                query::<Option<Vec<u8>>>(redis::cmd("GET").arg(format!("{prefix}{pid}")).query_async(&mut conn.clone()))
+                query::<Option<Vec<u8>>>(redis::cmd("GET").arg(format!("{prefix}{key}")).query_async(&mut conn.clone()))
                     .await
             }
         };
         result.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read a Socket.IO session record; the client gets a new session");
+            tracing::warn!(key = kind.part(), error = %e, "cannot read a shared value");
             None
         })
     }
