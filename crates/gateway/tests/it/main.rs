@@ -4,6 +4,7 @@
 //! clusters, and the local nginx cluster.
 
 mod common;
+mod conformance;
 mod ops;
 
 mod api_errors;
@@ -14,6 +15,7 @@ mod connection_limit;
 mod dialog_access;
 mod drain;
 mod emit;
+mod engine_io;
 mod gap_repair;
 mod grafana_dashboard;
 mod keepalive;
@@ -37,5 +39,6 @@ mod redis_outage;
 mod refresh;
 mod settings_names;
 mod slow_consumer;
+mod socket_io;
 mod subscribe_reply;
 mod token_forms;

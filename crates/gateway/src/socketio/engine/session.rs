@@ -140,6 +140,11 @@ impl EngineSession {
         true
     }
 
+    /// Whether a long-polling GET is waiting.
+    pub fn is_polling(&self) -> bool {
+        self.state().polling
+    }
+
     /// Ends a long-polling GET; `told_end` when it carried the session's end.
     pub fn end_poll(&self, told_end: bool) {
         let mut state = self.state();

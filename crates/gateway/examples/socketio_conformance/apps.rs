@@ -1,29 +1,32 @@
-//! A server on the gateway's own Engine.IO and Socket.IO layers that behaves as the Socket.IO
-//! project's protocol test suites expect, so they can be run against it unchanged:
-//! `socketio/engine.io-protocol` (`test-suite/`, against `/engine.io/`, which echoes what it
-//! gets) and `socketio/socket.io-protocol` (`test-suite/`, against `/socket.io/`, namespaces
-//! `/` and `/custom`: emits `auth` with the handshake's auth, answers `message` with
-//! `message-back` and acks `message-with-ack`, attachments included). Settings as the suites
-//! want: pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000, connectTimeout 1000 ms.
-//!
-//! `cargo run -p roomcast-gateway --example socketio_conformance` (listens on 127.0.0.1:3000,
-//! or `PORT`), then `npm test` in each suite's folder.
+//! The two servers the Socket.IO project's protocol suites expect: an Engine.IO echo and a
+//! Socket.IO app with namespaces `/` and `/custom`. Shared by the example and the gateway's own
+//! tests of the same behaviours (`tests/it/socketio_protocol.rs`).
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use roomcast_gateway::close::CloseReason;
-use roomcast_gateway::origin::AllowedOrigins;
-use roomcast_gateway::socketio::engine::{self, EngineConfig, EngineServer, EngineSession, Handler, RequestInfo};
-use roomcast_gateway::socketio::{App, Ctx, Event, Refused, SocketIo};
+use roomcast_gateway::socketio::engine::{EngineConfig, EngineSession, Handler, RequestInfo};
+use roomcast_gateway::socketio::{App, Ctx, Event, Refused};
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::task::TaskTracker;
+
+/// The settings the suites expect.
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        max_payload: 1_000_000,
+        queue_bytes: 4 << 20,
+        connect_timeout: Duration::from_millis(1000),
+    }
+}
 
 /// `/engine.io/`: every message back as it came.
-struct Echo;
+pub struct Echo;
 
 impl Handler for Echo {
     type Conn = Arc<EngineSession>;
@@ -60,7 +63,7 @@ impl Handler for Echo {
 }
 
 /// `/socket.io/`: the behaviours the Socket.IO suite checks.
-struct Conformance;
+pub struct Conformance;
 
 impl App for Conformance {
     /// The namespace's handshake auth, emitted back as `auth` once the CONNECT reply is queued.
@@ -111,31 +114,4 @@ impl App for Conformance {
     async fn woken(&self, _: &Ctx, _: &mut String) -> Result<(), CloseReason> {
         Ok(())
     }
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let config = EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        max_payload: 1_000_000,
-        queue_bytes: 4 << 20,
-        connect_timeout: Duration::from_millis(1000),
-    };
-    let tasks = TaskTracker::new();
-    let echo = EngineServer::new(config.clone(), Echo, AllowedOrigins::any(), tasks.clone(), String::new());
-    let io = EngineServer::new(
-        config.clone(),
-        SocketIo::new(Conformance, config),
-        AllowedOrigins::any(),
-        tasks,
-        String::new(),
-    );
-    let app = engine::router("/engine.io/", echo).merge(engine::router("/socket.io/", io));
-    let port = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000u16);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(addr = %listener.local_addr()?, "socketio conformance server listening");
-    axum::serve(listener, app).await?;
-    Ok(())
 }
