@@ -40,5 +40,6 @@ mod refresh;
 mod settings_names;
 mod slow_consumer;
 mod socket_io;
+mod socketio_face;
 mod subscribe_reply;
 mod token_forms;
