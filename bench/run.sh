@@ -117,6 +117,17 @@ es256 = { addr = "$ADDR_rc_es256", pid = $PID_rc_es256 }
 cluster = [{ addr = "$ADDR_rc_a", pid = $PID_rc_a }, { addr = "$ADDR_rc_b", pid = $PID_rc_b }]
 
 [[target]]
+name = "roomcast /socket.io/"
+protocol = "roomcast-socketio"
+secret = "$SECRET"
+api_key = "$API_KEY"
+es256_key = "$WORK/es256-private.pem"
+redis_pid = $REDIS_PID
+single = { addr = "$ADDR_rc_single", pid = $PID_rc_single }
+es256 = { addr = "$ADDR_rc_es256", pid = $PID_rc_es256 }
+cluster = [{ addr = "$ADDR_rc_a", pid = $PID_rc_a }, { addr = "$ADDR_rc_b", pid = $PID_rc_b }]
+
+[[target]]
 name = "socket.io"
 protocol = "socketio"
 secret = "$SECRET"
@@ -138,6 +149,6 @@ TOML
 log "running the standard suite (${BENCH_SUITE:-loadtest/suite.toml})"
 mkdir -p bench/results
 target/release/roomcast-loadtest suite --suite "${BENCH_SUITE:-loadtest/suite.toml}" --targets "$WORK/targets.toml" \
-    --commit "$COMMIT" --date "$DATE" --json "bench/results/$NAME.json" --markdown bench/RESULTS.md \
+    --commit "$COMMIT" --date "$DATE" --json "bench/results/$NAME.json" --markdown "${BENCH_MARKDOWN:-bench/RESULTS.md}" \
     --plots "bench/results/$NAME" --plots-link "results/$NAME/"
 log "done in $((SECONDS - START)) s: bench/RESULTS.md, bench/results/$NAME.json"

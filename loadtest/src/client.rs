@@ -39,7 +39,7 @@ impl Client {
                     _ => bail!("expected connected, got {}", String::from_utf8_lossy(&text)),
                 }
             }
-            Protocol::Socketio => {
+            Protocol::Socketio | Protocol::RoomcastSocketio => {
                 let mut ws = ws::connect(addr, source, socketio::PATH, &[]).await?;
                 let open = ws.next_text().await?;
                 if !matches!(socketio::parse(&open), EnginePacket::Open(_)) {
@@ -47,8 +47,12 @@ impl Client {
                 }
                 ws.send_text(&socketio::connect(&serde_json::json!({ "token": token }))).await?;
                 let mut client = Self { ws, protocol, next_id: 1 };
+                // The peers emit `connected` after joining the user's rooms; roomcast joins
+                // them before its CONNECT reply.
+                let roomcast = protocol == Protocol::RoomcastSocketio;
                 client
                     .wait_socketio(|packet| match packet {
+                        SocketPacket::Connect(_) if roomcast => Ok(true),
                         SocketPacket::Event(_, payload) => Ok(socketio::event_name(payload) == Some("connected")),
                         SocketPacket::ConnectError(e) => bail!("connect refused: {}", String::from_utf8_lossy(e)),
                         SocketPacket::Disconnect => bail!("disconnected at connect"),
@@ -108,8 +112,9 @@ impl Client {
                     }
                 }
             }
-            Protocol::Socketio => {
-                let packet = socketio::event(Some(id), command, &serde_json::json!({ "room": room }));
+            Protocol::Socketio | Protocol::RoomcastSocketio => {
+                let name = if self.protocol == Protocol::RoomcastSocketio { format!("roomcast:{command}") } else { command.to_owned() };
+                let packet = socketio::event(Some(id), &name, &serde_json::json!({ "room": room }));
                 self.ws.send_text(&packet).await?;
                 self.wait_socketio(|packet| Ok(matches!(packet, SocketPacket::Ack(got, _) if *got == id)))
                     .await
@@ -129,9 +134,9 @@ impl Client {
                 if opcode != ws::op::TEXT {
                     return;
                 }
-                match (protocol, text.first()) {
-                    (Protocol::Roomcast, _) | (Protocol::Socketio, Some(b'4')) => on_event(text),
-                    (Protocol::Socketio, Some(b'2')) => pings += 1,
+                match (protocol.is_socketio(), text.first()) {
+                    (false, _) | (true, Some(b'4')) => on_event(text),
+                    (true, Some(b'2')) => pings += 1,
                     _ => {}
                 }
             })

@@ -13,6 +13,23 @@ pub enum Protocol {
     Roomcast,
     /// Socket.IO v4 on `/socket.io/`, publishing through the peers' `POST /publish`.
     Socketio,
+    /// roomcast's own Socket.IO face on `/socket.io/` (rooms joined at connect, `roomcast:subscribe`
+    /// for others), publishing through `POST /api/publish`.
+    #[serde(rename = "roomcast-socketio")]
+    #[value(name = "roomcast-socketio")]
+    RoomcastSocketio,
+}
+
+impl Protocol {
+    /// Whether the server is roomcast (its publish and member APIs).
+    pub fn is_roomcast(self) -> bool {
+        matches!(self, Protocol::Roomcast | Protocol::RoomcastSocketio)
+    }
+
+    /// Whether the wire is Socket.IO.
+    pub fn is_socketio(self) -> bool {
+        matches!(self, Protocol::Socketio | Protocol::RoomcastSocketio)
+    }
 }
 
 /// One server process: where it listens and its pid (for CPU and RSS from `/proc`).
@@ -70,7 +87,7 @@ impl Target {
     /// Path of the publish endpoint.
     pub fn publish_path(&self) -> &'static str {
         match self.protocol {
-            Protocol::Roomcast => "/api/publish",
+            Protocol::Roomcast | Protocol::RoomcastSocketio => "/api/publish",
             Protocol::Socketio => "/publish",
         }
     }

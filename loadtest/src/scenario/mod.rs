@@ -168,7 +168,7 @@ impl PublishConn {
 
 /// Adds `users` to the member set of `room` (roomcast only; the peers let anyone join).
 pub async fn add_members(target: &Target, addr: SocketAddr, room: &str, users: &[String]) -> anyhow::Result<()> {
-    if target.protocol != Protocol::Roomcast {
+    if !target.protocol.is_roomcast() {
         return Ok(());
     }
     let body = serde_json::to_vec(&serde_json::json!({ "room": room, "add": users }))?;
