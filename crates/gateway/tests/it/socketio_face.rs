@@ -178,3 +178,34 @@ async fn a_request_for_another_nodes_session_is_forwarded_there() {
     assert_eq!(a.metric("roomcast_connections_open").await, 1.0);
     assert_eq!(b.metric("roomcast_connections_open").await, 0.0);
 }
+
+#[tokio::test]
+async fn polling_from_a_browser_follows_allowed_origins() {
+    let gw = TestGateway::start_with(|c| {
+        c.allowed_origins =
+            roomcast_gateway::origin::AllowedOrigins::parse(&["https://app.example.com".to_owned()]).unwrap();
+    })
+    .await;
+    let request = |origin: &str| {
+        format!(
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, head) = raw_head(gw.addr, &request("https://app.example.com")).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("access-control-allow-origin: https://app.example.com"), "{head}");
+    assert!(head.contains("access-control-allow-credentials: true"), "{head}");
+    assert_eq!(raw_head(gw.addr, &request("https://evil.example.net")).await.0, 403);
+}
+
+/// Sends `request` and returns the status and the response head (lower-cased).
+async fn raw_head(addr: SocketAddr, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(crate::common::PATIENCE, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&response).to_lowercase();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    (status, text.split("\r\n\r\n").next().unwrap_or_default().to_owned())
+}
