@@ -113,7 +113,11 @@ impl Client {
                 }
             }
             Protocol::Socketio | Protocol::RoomcastSocketio => {
-                let name = if self.protocol == Protocol::RoomcastSocketio { format!("roomcast:{command}") } else { command.to_owned() };
+                let name = if self.protocol == Protocol::RoomcastSocketio {
+                    format!("roomcast:{command}")
+                } else {
+                    command.to_owned()
+                };
                 let packet = socketio::event(Some(id), &name, &serde_json::json!({ "room": room }));
                 self.ws.send_text(&packet).await?;
                 self.wait_socketio(|packet| Ok(matches!(packet, SocketPacket::Ack(got, _) if *got == id)))

@@ -160,6 +160,11 @@ impl Outbox {
         self.closing.cancelled().await;
     }
 
+    /// Whether frames are queued.
+    pub fn has_frames(&self) -> bool {
+        !self.state.lock().unwrap_or_else(|e| e.into_inner()).frames.is_empty()
+    }
+
     /// Waits until there is something to take (frames or a close).
     pub async fn ready(&self) {
         self.wake.notified().await;

@@ -209,3 +209,48 @@ async fn raw_head(addr: SocketAddr, request: &str) -> (u16, String) {
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
     (status, text.split("\r\n\r\n").next().unwrap_or_default().to_owned())
 }
+
+/// A polling session connected to the namespace as `sub`; returns the poll URL.
+async fn polling_session(gw: &TestGateway, sub: &str) -> String {
+    let (status, open) = get(gw.addr, "/socket.io/?EIO=4&transport=polling").await;
+    assert_eq!(status, 200);
+    let sid = serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"].as_str().unwrap().to_owned();
+    let url = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let connect = format!(r#"40{{"token":"{}"}}"#, token(sub, unix_now() + 3600));
+    assert_eq!(send(gw.addr, "POST", &url, connect.as_bytes()).await.0, 200);
+    let (_, reply) = get(gw.addr, &url).await;
+    assert!(reply.starts_with("40{"), "{reply}");
+    url
+}
+
+#[tokio::test]
+async fn a_server_disconnect_over_polling_sends_41_before_and_apart_from_the_close() {
+    let gw = TestGateway::start().await;
+    // The DISCONNECT comes alone, the close in the next payload: socket.io-client would read a
+    // `1` in the same payload as a lost transport, and come back. (Whether the GET was waiting
+    // or comes just after the disconnect, the answers are the same.)
+    let url = polling_session(&gw, "u1").await;
+    let waiting = tokio::spawn({
+        let (addr, url) = (gw.addr, url.clone());
+        async move { get(addr, &url).await }
+    });
+    let (status, _) = gw.api("disconnect", &json!({"user": "u1", "code": 4003})).await;
+    assert_eq!(status, 200);
+    assert_eq!(waiting.await.unwrap(), (200, "41".to_owned()));
+    assert_eq!(get(gw.addr, &url).await, (200, "1".to_owned()));
+    assert_eq!(get(gw.addr, &url).await.0, 400, "the end was told");
+
+    // No GET waiting (the client is between polls, or probing a WebSocket): the session waits
+    // for the next GET instead of vanishing, and a WebSocket probe of it is refused.
+    let url = polling_session(&gw, "u2").await;
+    let (status, _) = gw.api("disconnect", &json!({"user": "u2", "code": 1000})).await;
+    assert_eq!(status, 200);
+    let probe = url.replace("transport=polling", "transport=websocket");
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}{probe}", gw.addr)).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 400),
+        "{refused:?}"
+    );
+    assert_eq!(get(gw.addr, &url).await, (200, "41".to_owned()));
+    assert_eq!(get(gw.addr, &url).await, (200, "1".to_owned()));
+}

@@ -34,6 +34,12 @@ pub use session::{EngineConfig, EngineSession, Handler, Transport};
 
 use crate::origin::AllowedOrigins;
 
+/// How long a session its client closed stays, for a GET the close overtook.
+const CLIENT_CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a closed polling session that owes packets waits for its client's next GETs (a
+/// client polls again as soon as a GET is answered).
+const OWED_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a handler may read of the request that opened a session.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
@@ -138,10 +144,15 @@ impl<H: Handler> EngineServer<H> {
             tracing::debug!(sid = %task_session.sid, reason = reason.label(), "engine.io session ended");
             // Gone at once, so a later GET is refused (400), as Engine.IO's own server does;
             // except that a client's own close (a POSTed `1`) that overtook its GET still lets
-            // that GET end with a noop, for a moment.
-            if matches!(reason, crate::close::CloseReason::ClientClosed(_)) && !task_session.end_told() {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
+            // that GET end with a noop for a moment, and that a polling session the server
+            // closed while it owed packets (a `41` that says "do not come back") waits for the
+            // GETs that carry them and then its close.
+            let linger = match reason {
+                crate::close::CloseReason::ClientClosed(_) => CLIENT_CLOSE_LINGER,
+                _ if task_session.transport() != Transport::WebSocket && task_session.owes() => OWED_LINGER,
+                _ => std::time::Duration::ZERO,
+            };
+            task_session.end_delivered(linger).await;
             server.table().remove(&task_session.sid);
         });
         session

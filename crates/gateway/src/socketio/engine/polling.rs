@@ -36,13 +36,15 @@ pub(super) async fn poll<H: Handler>(_: &EngineServer<H>, session: &Arc<EngineSe
         session.outbox.close(CloseReason::IdleTimeout);
         return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown");
     }
+    let closing = session.outbox.close_reason().is_some();
     // A GET during a probe: the client either switches in a moment (the GET is refused after
     // the switch) or is pausing polling and waits for this GET to end (it ends with a noop).
-    let settled = session.upgrade_settled(UPGRADE_GRACE).await;
-    if settled == Transport::Upgrading {
+    // A closing session skips that: its last packets go out on whichever GET comes.
+    let settled = if closing { session.transport() } else { session.upgrade_settled(UPGRADE_GRACE).await };
+    if settled == Transport::Upgrading && !closing {
         return payload_response(b"6".to_vec());
     }
-    if settled == Transport::WebSocket || !session.begin_poll() {
+    if settled == Transport::WebSocket || !session.begin_poll(closing) {
         if session.transport() != Transport::WebSocket {
             // A second concurrent GET: the client is broken; end the session.
             session.outbox.close(CloseReason::ProtocolViolation);
@@ -56,13 +58,13 @@ pub(super) async fn poll<H: Handler>(_: &EngineServer<H>, session: &Arc<EngineSe
         tokio::pin!(changed);
         // Registered before the transport is read, so a change in between is not missed.
         changed.as_mut().enable();
-        if session.transport() != Transport::Polling {
+        let closing = session.outbox.close_reason().is_some();
+        if session.transport() != Transport::Polling && !closing {
             break (b"6".to_vec(), false);
         }
         let batch = session.outbox.take(Default::default());
         if !batch.frames.is_empty() || batch.close.is_some() {
-            let ended = batch.close.is_some();
-            break (encode(session, batch), ended);
+            break encode(session, batch);
         }
         tokio::select! {
             () = ready => {}
@@ -71,13 +73,19 @@ pub(super) async fn poll<H: Handler>(_: &EngineServer<H>, session: &Arc<EngineSe
         }
     };
     session.end_poll(ended);
-    tracing::trace!(sid = %session.sid, bytes = payload.len(), "poll answered");
+    tracing::trace!(sid = %session.sid, bytes = payload.len(), ended, "poll answered");
     payload_response(payload)
 }
 
-/// The payload of one batch: its packets, then a close packet (`1`) if the server ended the
-/// session, or a noop (`6`) if the client did (it is no longer listening for one).
-fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> Vec<u8> {
+/// The payload of one batch, and whether it tells the session's end.
+///
+/// When the server ends the session, the packets still owed (the face's last one included) go
+/// in one payload and the close packet (`1`) in the next: socket.io-client acts on an
+/// Engine.IO close at once but on a Socket.IO packet of the same payload a tick later, so a
+/// `41` beside the `1` would be read as a lost transport (and the client would come back).
+/// Engine.IO's own server does the same. A session the client ended gets its packets, or a
+/// noop (`6`) when there are none.
+fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> (Vec<u8>, bool) {
     let mut payload = Vec::new();
     let mut scratch = Vec::new();
     for item in &batch.frames {
@@ -88,16 +96,16 @@ fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> Vec<u8> {
             Some(Wire::Control(_)) | None => {}
         }
     }
-    if let Some(farewell) = batch.close.as_ref().and_then(|reason| session.farewell(reason)) {
+    if let Some(farewell) = batch.close.as_ref().and_then(|reason| session.take_farewell(reason)) {
         packet::append_to_payload(&mut payload, Some(&farewell), None);
     }
     match &batch.close {
-        Some(CloseReason::ClientClosed(_)) if payload.is_empty() => payload.extend_from_slice(b"6"),
-        Some(CloseReason::ClientClosed(_)) => {}
-        Some(_) => packet::append_to_payload(&mut payload, Some(b"1"), None),
-        None => {}
+        None => (payload, false),
+        Some(CloseReason::ClientClosed(_)) if payload.is_empty() => (b"6".to_vec(), true),
+        Some(CloseReason::ClientClosed(_)) => (payload, true),
+        Some(_) if payload.is_empty() => (b"1".to_vec(), true),
+        Some(_) => (payload, false),
     }
-    payload
 }
 
 /// A POST: the client's packets, handed to the session in order.

@@ -85,6 +85,8 @@ pub struct EngineSession {
     state: Mutex<State>,
     /// Wakes a poll that waits for an upgrade to end.
     switched: Notify,
+    /// Fires when a poll carried the session's end.
+    told: Notify,
     encoder: RwLock<Option<Arc<dyn Encode>>>,
 }
 
@@ -101,6 +103,8 @@ struct State {
     polling: bool,
     /// A poll already answered with the session's end; later ones are refused.
     end_told: bool,
+    /// The face's last packet (see [`Encode::farewell`]) was taken by a transport.
+    farewell_taken: bool,
     /// When the pong to the last ping is due, if it has not come.
     pong_due: Option<Instant>,
 }
@@ -113,8 +117,15 @@ impl EngineSession {
             sid,
             outbox: Arc::new(Outbox::new(queue_bytes)),
             inbound,
-            state: Mutex::new(State { transport, polling: false, end_told: false, pong_due: None }),
+            state: Mutex::new(State {
+                transport,
+                polling: false,
+                end_told: false,
+                farewell_taken: false,
+                pong_due: None,
+            }),
             switched: Notify::new(),
+            told: Notify::new(),
             encoder: RwLock::new(None),
         });
         (session, rx)
@@ -130,10 +141,11 @@ impl EngineSession {
     }
 
     /// Starts a long-polling GET; `false` when one is already waiting (the client broke the
-    /// protocol) or the session is not on polling.
-    pub fn begin_poll(&self) -> bool {
+    /// protocol) or the session is not on polling (unless it is `closing` mid-upgrade).
+    pub fn begin_poll(&self, closing: bool) -> bool {
         let mut state = self.state();
-        if state.polling || state.transport == Transport::WebSocket {
+        let on_polling = state.transport == Transport::Polling || (closing && state.transport == Transport::Upgrading);
+        if state.polling || !on_polling {
             return false;
         }
         state.polling = true;
@@ -150,6 +162,37 @@ impl EngineSession {
         let mut state = self.state();
         state.polling = false;
         state.end_told |= told_end;
+        drop(state);
+        if told_end {
+            self.told.notify_waiters();
+        }
+    }
+
+    /// Waits (at most `limit`) until a poll has carried the session's end.
+    pub async fn end_delivered(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let told = self.told.notified();
+            if self.end_told() || Instant::now() >= deadline {
+                return;
+            }
+            let _ = tokio::time::timeout_at(deadline, told).await;
+        }
+    }
+
+    /// Whether a closing polling session still owes its client more than a bare close: queued
+    /// packets, the face's last one, or the close that follows a poll that carried them.
+    pub fn owes(&self) -> bool {
+        let state = self.state();
+        if state.end_told {
+            return false;
+        }
+        if state.farewell_taken {
+            return true;
+        }
+        drop(state);
+        self.outbox.has_frames()
+            || self.outbox.close_reason().is_some_and(|reason| self.farewell_for(&reason).is_some())
     }
 
     /// Whether the pong to the last ping is overdue (the session's task ends it at once; a
@@ -235,8 +278,16 @@ impl EngineSession {
         }
     }
 
-    /// The last text packet before the session closes for `reason` (see [`Encode::farewell`]).
-    pub fn farewell(&self, reason: &CloseReason) -> Option<Bytes> {
+    /// The last text packet before the session closes for `reason` (see [`Encode::farewell`]),
+    /// once: the transport that takes it writes it.
+    pub fn take_farewell(&self, reason: &CloseReason) -> Option<Bytes> {
+        if std::mem::replace(&mut self.state().farewell_taken, true) {
+            return None;
+        }
+        self.farewell_for(reason)
+    }
+
+    fn farewell_for(&self, reason: &CloseReason) -> Option<Bytes> {
         self.encoder()?.farewell(reason)
     }
 

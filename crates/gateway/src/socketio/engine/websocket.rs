@@ -37,8 +37,9 @@ pub(super) fn accept<H: Handler>(
     let existing = match sid {
         None => None,
         Some(sid) => match server.session(&sid) {
-            Some(session) => Some(session),
-            None => return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown"),
+            // A closing session is not upgraded: what it owes goes out on the polls.
+            Some(session) if session.outbox.close_reason().is_none() => Some(session),
+            _ => return refuse(StatusCode::BAD_REQUEST, 1, "Session ID unknown"),
         },
     };
     let (response, socket) = match upgrade.upgrade() {
@@ -167,7 +168,7 @@ async fn write<W: AsyncWrite + Unpin>(session: Arc<EngineSession>, mut io: W) {
             }
         }
         if let Some(reason) = &batch.close {
-            if let Some(farewell) = session.farewell(reason) {
+            if let Some(farewell) = session.take_farewell(reason) {
                 put_frame(&mut buf, 0x1, &farewell);
             }
             if let Some(code) = reason.code() {
