@@ -141,8 +141,11 @@ export interface Redis {
   stop(): Promise<void>;
 }
 
-/** A redis-server with AOF on (appendfsync always), on a free port (a taken port is retried). */
-export async function startRedis(dir: string): Promise<Redis> {
+/**
+ * A redis-server with AOF on (appendfsync always), on a free port (a taken port is retried);
+ * `{aof: false}`: no persistence at all (a restart loses every key).
+ */
+export async function startRedis(dir: string, { aof = true } = {}): Promise<Redis> {
   const launch = async (port: number) => {
     const proc = start(`redis:${port}`, "redis-server", [
       "--port",
@@ -152,7 +155,7 @@ export async function startRedis(dir: string): Promise<Redis> {
       "--save",
       "",
       "--appendonly",
-      "yes",
+      aof ? "yes" : "no",
       "--appendfsync",
       "always",
       "--dir",

@@ -66,7 +66,8 @@ it("round-robin nginx, no sticky sessions: default transports and polling only; 
     expect(c.numbers("user:notification"), u).toEqual(mine(i));
     expect(c.connects, u).toHaveLength(1);
     expect(c.disconnects, u).toEqual([]);
-    if (i !== 3) expect(c.got.find((g) => g.event === "typing:start")?.args[1], u).toEqual({ from: "rr-p1", room: "dialog:rr" });
+    if (i !== 3)
+      expect(c.got.find((g) => g.event === "typing:start")?.args[1], u).toEqual({ from: "rr-p1", room: "dialog:rr" });
   });
   for (const c of clients.slice(0, 3)) expect(c.socket.io.engine.transport.name).toBe("websocket");
   for (const c of clients.slice(3)) expect(c.socket.io.engine.transport.name).toBe("polling");
@@ -88,6 +89,8 @@ it("seed 003: REST publish with exclude_user, a node killed mid-stream; each rec
   await api.members("dialog:3", ["alice", ...receivers]);
   // bob first, alone: the node whose open connections grew by one holds his session.
   const count = (ids: string[], id: string) => ids.filter((x) => x === id).length;
+  // The round-robin test's sessions are closed: wait until the nodes have let them go.
+  await until("no session open", async () => (await openConnections(cluster.nodes)).length === 0);
   const base = await openConnections(cluster.nodes);
   const bob = open("bob");
   await connected(bob);
@@ -109,7 +112,13 @@ it("seed 003: REST publish with exclude_user, a node killed mid-stream; each rec
   const stream = (async () => {
     for (const n of seq(N)) {
       // alice's message, sent through the backend's REST API: she has it already.
-      await api.publish({ room: "dialog:3", event: "message:new", data: { n, from: "alice" }, id: `m-${n}`, exclude_user: "alice" });
+      await api.publish({
+        room: "dialog:3",
+        event: "message:new",
+        data: { n, from: "alice" },
+        id: `m-${n}`,
+        exclude_user: "alice",
+      });
       published = n;
       await new Promise((r) => setTimeout(r, 15));
     }
@@ -127,7 +136,10 @@ it("seed 003: REST publish with exclude_user, a node killed mid-stream; each rec
   await until("alice's sentinel", () => alice.data("sentinel").length === 1, 20_000);
   for (const c of [bob, carol, dave]) {
     expect(c.numbers("message:new"), c.user).toEqual(seq(N));
-    expect(c.connects.slice(1).map((x) => x.recovered), c.user).toEqual(c.connects.slice(1).map(() => true));
+    expect(
+      c.connects.slice(1).map((x) => x.recovered),
+      c.user,
+    ).toEqual(c.connects.slice(1).map(() => true));
   }
   expect(bob.connects.length).toBeGreaterThanOrEqual(2);
   expect(bob.disconnects[0]?.reason).toMatch(/^transport (close|error)$/);

@@ -68,7 +68,9 @@ it("auth as a function: each expiry closes the transport, the client reconnects 
   console.log(
     `seed 000: ${COUNT * rooms.length} events, ${u0.disconnects.length} expiries (${u0.disconnects
       .map((d, i) => `+${d.at - expOf(u0.tokens[i]) * 1000} ms after exp`)
-      .join(", ")}), ${u0.tokens.length} tokens, all recovered, each event once and in order; ${Date.now() - started} ms`,
+      .join(
+        ", ",
+      )}), ${u0.tokens.length} tokens, all recovered, each event once and in order; ${Date.now() - started} ms`,
   );
 });
 

@@ -18,7 +18,8 @@ beforeAll(async () => {
     startGateway({
       ROOMCAST_NODE_ID: "s2",
       // The env form of the setting: comma-separated entries.
-      ROOMCAST_SOCKETIO_EVENTS: "join=subscribe room:{kind}:{id}, leave=unsubscribe room:{kind}:{id}, poke=emit room:{kind}:{id}",
+      ROOMCAST_SOCKETIO_EVENTS:
+        "join=subscribe room:{kind}:{id}, leave=unsubscribe room:{kind}:{id}, poke=emit room:{kind}:{id}",
       ROOMCAST_EMIT_EVENTS: "poke",
     }),
   ]);

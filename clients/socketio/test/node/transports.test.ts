@@ -3,9 +3,8 @@
 // the token; many default connects in a row (each must answer after its upgrade); and the
 // Engine.IO heartbeat (ping_interval, pingTimeout = idle_timeout - ping_interval).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Gateway, startGateway } from "../helpers/procs.js";
+import { type Gateway, startGateway, until } from "../helpers/procs.js";
 import { Api, ask, client, closeAll, connected, type Options, type Rec, seq, upgraded } from "../helpers/sio.js";
-import { until } from "../helpers/procs.js";
 
 let gw: Gateway;
 let fast: Gateway;
@@ -125,7 +124,11 @@ describe("heartbeat", () => {
   };
 
   it("the handshake carries ping_interval and idle_timeout - ping_interval (defaults 25 s and 35 s)", async () => {
-    expect(await handshake(gw.http)).toMatchObject({ pingInterval: 25_000, pingTimeout: 35_000, upgrades: ["websocket"] });
+    expect(await handshake(gw.http)).toMatchObject({
+      pingInterval: 25_000,
+      pingTimeout: 35_000,
+      upgrades: ["websocket"],
+    });
     expect(await handshake(fast.http)).toMatchObject({ pingInterval: 300, pingTimeout: 600 });
   });
 
