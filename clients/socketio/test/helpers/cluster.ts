@@ -18,8 +18,10 @@ export interface Cluster {
   lb: string;
   nodes: ClusterNode[];
   runDir: string;
-  /** SIGKILLs node `id` (its pid from RUN_DIR/node-<id>.pid). */
-  kill(id: string): void;
+  /** Signals node `id` (its pid from RUN_DIR/node-<id>.pid): SIGKILL unless told. */
+  kill(id: string, signal?: NodeJS.Signals): void;
+  /** Whether node `id`'s process is still there. */
+  alive(id: string): boolean;
   /** nginx's access log lines for `path` as [method, status, upstream]. */
   upstreams(path: string): { method: string; status: string; upstream: string }[];
   stop(): void;
@@ -53,6 +55,7 @@ export async function startCluster(): Promise<Cluster> {
     stop();
     throw e;
   }
+  const pidOf = (id: string) => Number(readFileSync(join(dir.path, `node-${id}.pid`), "utf8").trim());
   return {
     lb: `http://127.0.0.1:${ports[0]}`,
     nodes: ["a", "b", "c"].map((id, i) => ({
@@ -61,9 +64,16 @@ export async function startCluster(): Promise<Cluster> {
       http: `http://127.0.0.1:${nodePorts[i]}`,
     })),
     runDir: dir.path,
-    kill(id) {
-      const pid = Number(readFileSync(join(dir.path, `node-${id}.pid`), "utf8").trim());
-      process.kill(pid, "SIGKILL");
+    kill(id, signal = "SIGKILL") {
+      process.kill(pidOf(id), signal);
+    },
+    alive(id) {
+      try {
+        process.kill(pidOf(id), 0);
+        return true;
+      } catch {
+        return false;
+      }
     },
     upstreams(path) {
       const log = readFileSync(join(dir.path, "nginx", "access.log"), "utf8");

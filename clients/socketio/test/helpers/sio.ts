@@ -175,11 +175,15 @@ export function closeAll(recs: Rec[]): void {
   for (const r of recs) r.socket.close();
 }
 
-/** One node id per open connection (each node's `roomcast_connections_open`, from its metrics). */
+/** One node id per open connection (each live node's `roomcast_connections_open`, from its metrics). */
 export async function openConnections(nodes: { id: string; http: string }[]): Promise<string[]> {
   const open: string[] = [];
   for (const n of nodes) {
-    const text = await (await fetch(`${n.http}/metrics`)).text();
+    // A node that is gone holds nothing.
+    const text = await fetch(`${n.http}/metrics`).then(
+      (r) => r.text(),
+      () => "",
+    );
     const m = /^roomcast_connections_open\{[^}]*\} (\d+)/m.exec(text);
     for (let i = 0; i < Number(m?.[1] ?? 0); i++) open.push(n.id);
   }

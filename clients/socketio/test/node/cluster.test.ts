@@ -1,10 +1,11 @@
 // Three nodes behind the local nginx (deploy/local/cluster.sh), which sends every /socket.io/
 // request round-robin to the next node: no sticky sessions. First, polling and the upgrade must
 // work through it (a session's requests reach nodes that do not hold it and are forwarded).
+// Then a node drained (SIGTERM, as in a deploy): its sessions come back on the others, recovered.
 // Then the seed 003 flow: a backend publishes each message with POST /api/publish and
-// exclude_user = its sender; the node holding a receiver's session is killed (SIGKILL) in the
-// middle; every receiver gets every message exactly once and in order, recovered on another node,
-// and the sender never gets its own.
+// exclude_user = its sender; the node holding a polling-only receiver's session is killed
+// (SIGKILL) in the middle; every receiver gets every message exactly once and in order, recovered
+// on another node, and the sender never gets its own.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Cluster, startCluster } from "../helpers/cluster.js";
 import { until } from "../helpers/procs.js";
@@ -32,6 +33,38 @@ function open(user: string, transports?: string[]): Rec {
   });
   recs.push(rec);
   return rec;
+}
+
+const count = (ids: string[], id: string) => ids.filter((x) => x === id).length;
+
+/** Opens `user`'s socket alone (no other session opening or closing) and returns the node holding it. */
+async function openAlone(user: string, transports?: string[]): Promise<{ rec: Rec; node: string }> {
+  const live = () => cluster.nodes.filter((n) => cluster.alive(n.id));
+  const base = await openConnections(live());
+  const rec = open(user, transports);
+  await connected(rec);
+  const node = await until(`${user}'s node`, async () => {
+    const now = await openConnections(live());
+    const grew = cluster.nodes.filter((n) => count(now, n.id) > count(base, n.id));
+    return now.length === base.length + 1 && grew.length === 1 ? grew[0]?.id : undefined;
+  });
+  return { rec, node: node as string };
+}
+
+/** Waits until the nodes hold no session (the closed ones are gone). */
+const noSessions = () =>
+  until(
+    "no session open",
+    async () => (await openConnections(cluster.nodes.filter((n) => cluster.alive(n.id)))).length === 0,
+  );
+
+/** Publishes `count` numbered events to `room` (15 ms apart), calling `at(n)` after each. */
+async function publishNumbered(room: string, total: number, at: (n: number) => void, extra = {}): Promise<void> {
+  for (const n of seq(total)) {
+    await api.publish({ room, event: "message:new", data: { n }, id: `${room}#${n}`, ...extra });
+    at(n);
+    await new Promise((r) => setTimeout(r, 15));
+  }
 }
 
 it("round-robin nginx, no sticky sessions: default transports and polling only; every event once, in order", async () => {
@@ -72,6 +105,7 @@ it("round-robin nginx, no sticky sessions: default transports and polling only; 
   for (const c of clients.slice(0, 3)) expect(c.socket.io.engine.transport.name).toBe("websocket");
   for (const c of clients.slice(3)) expect(c.socket.io.engine.transport.name).toBe("polling");
   for (const c of clients) c.socket.close();
+  await noSessions();
   // nginx really spread each session's requests: polls, pushes and upgrades reached all three nodes.
   const lines = cluster.upstreams("/socket.io/").slice(before);
   const spread = new Set(lines.map((l) => l.upstream));
@@ -83,25 +117,47 @@ it("round-robin nginx, no sticky sessions: default transports and polling only; 
   );
 });
 
+it("a node drained (SIGTERM): its sessions close their transports and come back on the others, recovered", async () => {
+  const started = Date.now();
+  await api.members("dialog:drain", ["erin", "finn"]);
+  const { rec: erin, node } = await openAlone("erin");
+  const finn = open("finn", ["polling"]);
+  await connected(finn);
+  for (const c of [erin, finn])
+    expect(await ask(c, "subscribe:chat", { chatId: "drain" })).toMatchObject({ type: "ok" });
+  const N = 100;
+  await publishNumbered("dialog:drain", N, (n) => {
+    if (n === 20) cluster.kill(node, "SIGTERM");
+  });
+  await until("erin back", () => erin.connects.length >= 2 && erin.socket.connected, 20_000);
+  await until("every event", () => [erin, finn].every((c) => c.numbers("message:new").length >= N));
+  for (const c of [erin, finn]) {
+    expect(c.numbers("message:new"), c.user).toEqual(seq(N));
+    expect(
+      c.connects.slice(1).map((x) => x.recovered),
+      c.user,
+    ).toEqual(c.connects.slice(1).map(() => true));
+    // A drain closes the transport: never a DISCONNECT (the client would not come back).
+    expect(c.disconnects.map((d) => d.reason).includes("io server disconnect"), c.user).toBe(false);
+  }
+  await until(`node ${node} exited`, () => !cluster.alive(node), 20_000);
+  console.log(
+    `drain: node ${node} drained (SIGTERM) after 20 of ${N} events; erin ${erin.disconnects.map((d) => d.reason).join(",")}, ` +
+      `reconnects erin ${erin.connects.length - 1}, finn ${finn.connects.length - 1}; all recovered, each event once and in order; ${Date.now() - started} ms`,
+  );
+  for (const c of [erin, finn]) c.socket.close();
+  await noSessions();
+});
+
 it("seed 003: REST publish with exclude_user, a node killed mid-stream; each receiver gets every message once, in order, recovered; the sender none", async () => {
   const started = Date.now();
   const receivers = ["bob", "carol", "dave"];
   await api.members("dialog:3", ["alice", ...receivers]);
-  // bob first, alone: the node whose open connections grew by one holds his session.
-  const count = (ids: string[], id: string) => ids.filter((x) => x === id).length;
-  // The round-robin test's sessions are closed: wait until the nodes have let them go.
-  await until("no session open", async () => (await openConnections(cluster.nodes)).length === 0);
-  const base = await openConnections(cluster.nodes);
-  const bob = open("bob");
-  await connected(bob);
-  const held = await until("bob's node", async () => {
-    const now = await openConnections(cluster.nodes);
-    const grew = cluster.nodes.filter((n) => count(now, n.id) > count(base, n.id));
-    return now.length === base.length + 1 && grew.length === 1 ? grew[0]?.id : undefined;
-  });
+  // dave (polling only) first, alone: his session's node is the one killed.
+  const { rec: dave, node: held } = await openAlone("dave", ["polling"]);
   const alice = open("alice");
   const carol = open("carol", ["websocket"]);
-  const dave = open("dave", ["polling"]);
+  const bob = open("bob");
   const all = [alice, bob, carol, dave];
   await Promise.all(all.map((c) => connected(c)));
   for (const c of all) expect(await ask(c, "subscribe:chat", { chatId: 3 })).toMatchObject({ type: "ok" });
@@ -109,25 +165,20 @@ it("seed 003: REST publish with exclude_user, a node killed mid-stream; each rec
 
   const N = 150;
   let published = 0;
-  const stream = (async () => {
-    for (const n of seq(N)) {
-      // alice's message, sent through the backend's REST API: she has it already.
-      await api.publish({
-        room: "dialog:3",
-        event: "message:new",
-        data: { n, from: "alice" },
-        id: `m-${n}`,
-        exclude_user: "alice",
-      });
+  // alice's messages, sent through the backend's REST API: she has them already.
+  const stream = publishNumbered(
+    "dialog:3",
+    N,
+    (n) => {
       published = n;
-      await new Promise((r) => setTimeout(r, 15));
-    }
-  })();
+    },
+    { exclude_user: "alice" },
+  );
   await until("a third of the stream", () => published >= N / 3);
-  cluster.kill(held as string);
+  cluster.kill(held);
   const killedAt = published;
   await stream;
-  await until("bob back", () => bob.connects.length >= 2 && bob.socket.connected, 20_000);
+  await until("dave back", () => dave.connects.length >= 2 && dave.socket.connected, 20_000);
   await until("every message at every receiver", () =>
     [bob, carol, dave].every((c) => c.numbers("message:new").length >= N),
   );
@@ -141,14 +192,18 @@ it("seed 003: REST publish with exclude_user, a node killed mid-stream; each rec
       c.user,
     ).toEqual(c.connects.slice(1).map(() => true));
   }
-  expect(bob.connects.length).toBeGreaterThanOrEqual(2);
-  expect(bob.disconnects[0]?.reason).toMatch(/^transport (close|error)$/);
+  expect(dave.connects.length).toBeGreaterThanOrEqual(2);
+  expect(dave.disconnects[0]?.reason).toMatch(/^transport (close|error)$/);
+  expect(dave.socket.io.engine.transport.name).toBe("polling");
   expect(alice.data("message:new")).toEqual([]);
   expect(alice.connects.slice(1).every((x) => x.recovered)).toBe(true);
-  const after = await openConnections(cluster.nodes.filter((n) => n.id !== held));
+  const after = await openConnections(cluster.nodes.filter((n) => cluster.alive(n.id)));
+  // What dave's requests got from nginx once his node was gone.
+  const statuses = cluster.upstreams("/socket.io/").map((l) => l.status);
   console.log(
     `seed 003: ${N} messages (node ${held} killed after ${killedAt}); sessions were on ${nodes.join(",")}, ` +
       `then on ${after.join(",")}; reconnects: ${all.map((c) => `${c.user} ${c.connects.length - 1}`).join(", ")}; ` +
-      `each receiver got ${N} once and in order, recovered; alice 0; ${api.retried} publish retries; ${Date.now() - started} ms`,
+      `each receiver got ${N} once and in order, recovered; alice 0; ${api.retried} publish retries; ` +
+      `/socket.io/ statuses seen ${[...new Set(statuses)].join(",")} (${statuses.filter((x) => x !== "200" && x !== "101").length} not 200/101); ${Date.now() - started} ms`,
   );
 });
