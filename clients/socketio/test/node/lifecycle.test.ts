@@ -62,12 +62,25 @@ describe("/api/disconnect", () => {
     });
   }
 
-  it("the default code (4003) disconnects like 4003", async () => {
-    const rec = open("gone-default");
-    await connected(rec);
-    await api.disconnect("gone-default");
-    await until("the socket given up", () => !rec.socket.active);
-    expect(rec.disconnects.map((d) => d.reason)).toEqual(["io server disconnect"]);
+  it("the default code (4003), right after connect while the upgrade runs: 20 sessions, each a DISCONNECT, none back", async () => {
+    // Default transports: the CONNECT reply came on polling and the WebSocket probe is under way
+    // when the backend disconnects the user (a logout, a ban). A poll answered "Session ID
+    // unknown" instead of the DISCONNECT makes socket.io-client reconnect, and come back.
+    const outcomes: string[] = [];
+    for (const i of seq(20)) {
+      const user = `gone-default-${i}`;
+      const rec = open(user);
+      // At the connect event itself (not polled for): the upgrade is still under way.
+      await new Promise((ok) => rec.socket.once("connect", () => ok(undefined)));
+      await api.disconnect(user);
+      await until(`${user} disconnected`, () => rec.disconnects.length >= 1);
+      await until(`${user} given up or back`, () => !rec.socket.active || rec.connects.length >= 2);
+      outcomes.push(
+        `${rec.disconnects.map((d) => d.reason).join(", ")}${rec.connects.length > 1 ? ", came back" : ""}`,
+      );
+      rec.socket.close();
+    }
+    expect(outcomes).toEqual(seq(20).map(() => "io server disconnect"));
   });
 
   for (const code of [4001, 4000, 4999]) {
