@@ -36,6 +36,7 @@ test: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 	clients/js/scripts/test.sh
+	clients/socketio/scripts/test.sh
 	deploy/check/run.sh
 
 ## deps: install what the tests need when it is missing: redis-server, nginx and prometheus from
@@ -45,6 +46,7 @@ deps:
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing"; exit 1; }
 	@deploy/check/run.sh --deps-only
 	@clients/js/scripts/install.sh
+	@clients/socketio/scripts/install.sh
 
 ## demo: the demo chat of the JavaScript client (clients/js/demo) on one node, with its backend;
 ## prints the URLs (http://127.0.0.1:5173/?user=alice and ?user=bob)
