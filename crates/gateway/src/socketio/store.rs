@@ -21,11 +21,34 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// Shared values with expiries.
 pub enum SessionStore {
     /// One node: a map with expiries.
-    Memory(Mutex<HashMap<String, (Instant, Vec<u8>)>>),
+    Memory(Mutex<Expiring>),
     /// One Redis (and the key prefix).
     Redis(ConnectionManager, String),
     /// A Redis Cluster (and the key prefix).
     Cluster(ClusterConnection, String),
+}
+
+/// A map whose values expire; expired ones are swept whenever the map has doubled since the
+/// last sweep, so a save costs O(1) amortized (a sweep per save made 10k connects quadratic).
+#[derive(Debug, Default)]
+pub struct Expiring {
+    map: HashMap<String, (Instant, Vec<u8>)>,
+    sweep_at: usize,
+}
+
+impl Expiring {
+    fn insert(&mut self, key: String, until: Instant, value: Vec<u8>) {
+        if self.map.len() >= self.sweep_at {
+            let now = Instant::now();
+            self.map.retain(|_, (until, _)| *until > now);
+            self.sweep_at = (self.map.len() * 2).max(1024);
+        }
+        self.map.insert(key, (until, value));
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.map.get(key).filter(|(until, _)| *until > Instant::now()).map(|(_, value)| value.clone())
+    }
 }
 
 /// What a key names.
@@ -96,10 +119,7 @@ impl SessionStore {
         let millis = (ttl.as_millis() as u64).max(1);
         let result = match self {
             SessionStore::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                map.retain(|_, (until, _)| *until > now);
-                map.insert(key, (now + ttl, value));
+                map.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Instant::now() + ttl, value);
                 Ok(())
             }
             SessionStore::Redis(conn, prefix) => {
@@ -123,8 +143,7 @@ impl SessionStore {
         let key = &format!("{}{name}", kind.part());
         let result = match self {
             SessionStore::Memory(map) => {
-                let map = map.lock().unwrap_or_else(|e| e.into_inner());
-                return map.get(key).filter(|(until, _)| *until > Instant::now()).map(|(_, r)| r.clone());
+                return map.lock().unwrap_or_else(|e| e.into_inner()).get(key);
             }
             SessionStore::Redis(conn, prefix) => {
                 query::<Option<Vec<u8>>>(redis::cmd("GET").arg(format!("{prefix}{key}")).query_async(&mut conn.clone()))
@@ -146,5 +165,25 @@ async fn query<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::R
     match tokio::time::timeout(TIMEOUT, call).await {
         Ok(result) => result,
         Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_values_are_not_returned_and_are_swept_as_the_map_grows() {
+        let mut store = Expiring::default();
+        let past = Instant::now() - Duration::from_secs(1);
+        let future = Instant::now() + Duration::from_secs(60);
+        store.insert("old".into(), past, b"x".to_vec());
+        assert_eq!(store.get("old"), None);
+        for i in 0..2000 {
+            store.insert(format!("k{i}"), if i < 1000 { past } else { future }, Vec::new());
+        }
+        // The sweeps kept the map to the live values and those since the last sweep.
+        assert!(store.map.len() < 2000, "{}", store.map.len());
+        assert_eq!(store.get("k1999"), Some(Vec::new()));
     }
 }

@@ -88,9 +88,10 @@ pub(super) async fn poll<H: Handler>(_: &EngineServer<H>, session: &Arc<EngineSe
 fn encode(session: &EngineSession, batch: crate::outbox::Batch) -> (Vec<u8>, bool) {
     let mut payload = Vec::new();
     let mut scratch = Vec::new();
+    let encoding = session.encoding();
     for item in &batch.frames {
         scratch.clear();
-        match session.wire(item, &mut scratch) {
+        match encoding.wire(item, &mut scratch) {
             Some(Wire::Text(text)) => packet::append_to_payload(&mut payload, Some(text), None),
             Some(Wire::Binary(data)) => packet::append_to_payload(&mut payload, None, Some(data)),
             Some(Wire::Control(_)) | None => {}

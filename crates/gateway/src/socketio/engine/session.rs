@@ -291,6 +291,23 @@ impl EngineSession {
         self.encoder()?.farewell(reason)
     }
 
+    /// How this session's items go on the wire, for one batch (the face's encoder is looked up
+    /// once per batch, not per item).
+    pub fn encoding(&self) -> Encoding {
+        Encoding(self.encoder())
+    }
+}
+
+/// A session's encoder as one batch uses it (see [`EngineSession::encoding`]).
+pub struct Encoding(Option<Arc<dyn Encode>>);
+
+impl std::fmt::Debug for Encoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoding").field("face", &self.0.is_some()).finish()
+    }
+}
+
+impl Encoding {
     /// How `item` goes on the wire; shared items are encoded into `scratch`.
     pub fn wire<'a>(&self, item: &'a Outgoing, scratch: &'a mut Vec<u8>) -> Option<Wire<'a>> {
         match item {
@@ -298,11 +315,11 @@ impl EngineSession {
             Outgoing::Binary(data) => Some(Wire::Binary(data)),
             Outgoing::Control(frame) => Some(Wire::Control(frame)),
             Outgoing::Event(e) => {
-                self.encoder()?.event(e, scratch);
+                self.0.as_ref()?.event(e, scratch);
                 Some(Wire::Text(scratch))
             }
             Outgoing::Emit(e) => {
-                self.encoder()?.emit(e, scratch);
+                self.0.as_ref()?.emit(e, scratch);
                 Some(Wire::Text(scratch))
             }
         }

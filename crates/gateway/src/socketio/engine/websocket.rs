@@ -148,25 +148,32 @@ where
 /// Writes the outbox as frames, one write per batch, then the close frame.
 async fn write<W: AsyncWrite + Unpin>(session: Arc<EngineSession>, mut io: W) {
     let mut scratch = Vec::new();
+    // Kept across batches: the queue's and the write buffer's allocations are reused.
+    let mut spare = std::collections::VecDeque::new();
+    let mut buf = BytesMut::new();
     loop {
         // Taken before waiting: a poll may have consumed the wake of what it left queued when
         // the session switched to this transport.
-        let batch = session.outbox.take(Default::default());
+        let mut batch = session.outbox.take(std::mem::take(&mut spare));
         if batch.frames.is_empty() && batch.close.is_none() {
+            spare = batch.frames;
             session.outbox.ready().await;
             continue;
         }
         tracing::trace!(sid = %session.sid, items = batch.frames.len(), closing = batch.close.is_some(), "ws write");
-        let mut buf = BytesMut::new();
+        buf.clear();
+        let encoding = session.encoding();
         for item in &batch.frames {
             scratch.clear();
-            match session.wire(item, &mut scratch) {
+            match encoding.wire(item, &mut scratch) {
                 Some(Wire::Text(text)) => put_frame(&mut buf, 0x1, text),
                 Some(Wire::Binary(data)) => put_frame(&mut buf, 0x2, data),
                 Some(Wire::Control(frame)) => buf.put_slice(frame),
                 None => {}
             }
         }
+        batch.frames.clear();
+        spare = batch.frames;
         if let Some(reason) = &batch.close {
             if let Some(farewell) = session.take_farewell(reason) {
                 put_frame(&mut buf, 0x1, &farewell);
