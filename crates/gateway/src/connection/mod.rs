@@ -27,7 +27,7 @@ use roomcast_proto::frames::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::{AuthError, ConnectionClaims, unix_now};
+use crate::auth::{AuthError, ConnectionClaims};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
 use crate::rooms::Member;
@@ -176,9 +176,10 @@ async fn read_loop<S: AsyncRead + Unpin>(
     }
 }
 
-/// When a token expiring at `exp` (Unix seconds) stops being honoured.
+/// When a token expiring at `exp` (Unix seconds) stops being honoured: `exp` + leeway, to the
+/// sub-second, clamped (see [`crate::auth::time_left`]).
 fn expiry_instant(exp: u64, leeway: Duration) -> Instant {
-    Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now())) + leeway
+    Instant::now() + crate::auth::time_left(exp, leeway)
 }
 
 /// The code to answer a client's close with: its own when it may be sent, else 1000.

@@ -38,4 +38,6 @@ mod refresh;
 mod settings_names;
 mod slow_consumer;
 mod subscribe_reply;
+mod token_expiry;
 mod token_forms;
+mod token_kinds;
