@@ -30,6 +30,15 @@ fn secret_alone_gives_the_documented_defaults() {
     assert_eq!(c.max_connections, 100_000);
     assert_eq!(c.emit_events, ["typing:start", "typing:stop"]);
     assert_eq!(c.api_key, None);
+    assert_eq!(c.max_json_depth, 64);
+}
+
+#[test]
+fn max_json_depth_is_a_setting_and_checked() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_MAX_JSON_DEPTH", "8")], None).unwrap();
+    assert_eq!(c.max_json_depth, 8);
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_MAX_JSON_DEPTH", "1")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_MAX_JSON_DEPTH");
 }
 
 #[test]
