@@ -3,8 +3,9 @@
 //! Every request needs `Authorization: Bearer <api key>` (401 otherwise, and always while no
 //! key is configured). A body that is not what the endpoint expects gets 400 with
 //! `{"error":"bad_request","message":...}` naming the problem, before anything is changed; a
-//! body over `max_api_body` gets 413; a broker that cannot be reached gets 503 (retry with the
-//! same message id), any other broker failure 500. Every 5xx is logged once, with its cause.
+//! body over `max_api_body` gets 413, one that does not arrive within `body_read_timeout` 408; a
+//! broker that cannot be reached gets 503 (retry with the same message id), any other broker
+//! failure 500. Every 5xx is logged once, with its cause.
 //!
 //! # Layout
 //! - `api.rs`: the routes, the API key, reading the body.
@@ -82,18 +83,25 @@ async fn disconnect(
     Ok(Json(DisconnectResponse { closed }))
 }
 
-/// Checks the API key, then reads the body: at most `max_api_body` bytes.
+/// Checks the API key, then reads the body: at most `max_api_body` bytes, within
+/// `body_read_timeout`.
 async fn read_body(node: &Node, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     authorize(node, headers)?;
     let limit = node.config.max_api_body;
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError {
+    let timeout = node.config.body_read_timeout;
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             error: "too_large",
             message: format!("body is over max_api_body ({limit} bytes)"),
         }),
-        Err(e) => Err(ApiError::bad_request(format!("body could not be read: {e}"))),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("body could not be read: {e}"))),
+        Err(_) => Err(ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            error: "timeout",
+            message: format!("the body did not arrive within body_read_timeout ({} ms)", timeout.as_millis()),
+        }),
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ApiError`]: a failed API request, as the status and JSON body the backend gets.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roomcast_proto::api::ApiErrorBody;
 
@@ -39,6 +39,13 @@ impl From<BrokerError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ApiErrorBody { error: self.error.to_owned(), message: self.message })).into_response()
+        let timed_out = self.status == StatusCode::REQUEST_TIMEOUT;
+        let mut response =
+            (self.status, Json(ApiErrorBody { error: self.error.to_owned(), message: self.message })).into_response();
+        if timed_out {
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }

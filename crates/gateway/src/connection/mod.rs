@@ -46,10 +46,15 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     // its largest state, so an inline upgrade, auth, broker or linger future (the last with its
     // 4 KiB scratch buffer) would be paid by every idle connection for its whole life: boxing
     // took this task from 5.6 KB to 1.7 KB.
-    let ws = match Box::pin(upgrade).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    // Bounded like the token that follows: no accepted socket waits anywhere without a deadline.
+    let ws = match tokio::time::timeout(node.config.auth_timeout, Box::pin(upgrade)).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("websocket upgrade did not complete within auth_timeout");
             return;
         }
     };

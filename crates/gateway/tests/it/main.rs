@@ -16,6 +16,7 @@ mod drain;
 mod emit;
 mod gap_repair;
 mod grafana_dashboard;
+mod half_open;
 mod json_shapes;
 mod keepalive;
 mod local_cluster_failover;
