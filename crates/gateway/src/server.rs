@@ -72,7 +72,7 @@ impl Server {
 /// The node's routes.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
-        .route("/ws", get(websocket))
+        .route("/ws", get(websocket).route_layer(axum::middleware::from_fn(crate::handshake::require_upgrade)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -480,8 +480,13 @@ impl SilentClient {
         }
     }
 
+    /// Writes raw bytes (frames the test built itself) to the socket.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
     /// The next (unmasked, unfragmented) server frame.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
+    pub async fn frame(&mut self) -> (u8, Vec<u8>) {
         loop {
             if self.buf.len() >= 2 {
                 let (opcode, short) = (self.buf[0] & 0x0f, usize::from(self.buf[1] & 0x7f));

@@ -17,6 +17,7 @@ mod emit;
 mod gap_repair;
 mod grafana_dashboard;
 mod half_open;
+mod handshake;
 mod json_shapes;
 mod keepalive;
 mod local_cluster_failover;
