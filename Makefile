@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench autobahn
+.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench autobahn fuzz
 
 all: build
 
@@ -64,6 +64,14 @@ cluster-stop:
 ## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
 bench: deps
 	bench/run.sh
+
+## fuzz: every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_SECS seconds each (default 60), one at
+## a time at nice 19, from the seeds in fuzz/seeds; nightly toolchain, installs cargo-fuzz when missing.
+## Not part of `make test`. FUZZ_TARGETS="token envelope" runs some only.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) fuzz/run.sh $(FUZZ_TARGETS)
 
 fmt:
 	$(CARGO) fmt --all
