@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench
+.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench autobahn fuzz
 
 all: build
 
@@ -30,7 +30,8 @@ run: build
 	ROOMCAST_JWT_SECRET='$(DEV_SECRET)' ROOMCAST_API_KEY='$(DEV_API_KEY)' ROOMCAST_LISTEN='$(LISTEN)' \
 		ROOMCAST_NODE_ID=dev $(BIN)
 
-## test: format check, clippy with -D warnings, every test of the workspace
+## test: format check, clippy with -D warnings, every test of the workspace, the deployment
+## checks and the Autobahn WebSocket conformance suite (skipped, saying so, without Python 2.7)
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -38,6 +39,12 @@ test: deps
 	clients/js/scripts/test.sh
 	clients/socketio/scripts/test.sh
 	deploy/check/run.sh
+	CARGO='$(CARGO)' deploy/check/autobahn.sh
+
+## autobahn: the Autobahn|Testsuite fuzzing client (cases 1-10) against the echo example built on
+## the gateway's frame reader and writer; report in target/autobahn (about 1 min, +1 min to install)
+autobahn:
+	CARGO='$(CARGO)' deploy/check/autobahn.sh
 
 ## deps: install what the tests need when it is missing: redis-server, nginx and prometheus from
 ## Debian (without starting their services), helm-sdkpy, helm-python-sdk and PyYAML in a Python 3.12 venv
@@ -67,6 +74,14 @@ cluster-stop:
 ## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
 bench: deps
 	bench/run.sh
+
+## fuzz: every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_SECS seconds each (default 60), one at
+## a time at nice 19, from the seeds in fuzz/seeds; nightly toolchain, installs cargo-fuzz when missing.
+## Not part of `make test`. FUZZ_TARGETS="token envelope" runs some only.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) fuzz/run.sh $(FUZZ_TARGETS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -79,6 +79,11 @@ impl Client {
         }
     }
 
+    /// The connection itself, for scenarios that drive the protocol by hand after connecting.
+    pub fn into_ws(self) -> WsConn {
+        self.ws
+    }
+
     /// Joins `room` and waits for the acknowledgement.
     pub async fn subscribe(&mut self, room: &str) -> anyhow::Result<()> {
         self.room_command("subscribe", room).await

@@ -7,8 +7,8 @@
 //! - [`target`]: the server under test; [`ws`]: a minimal WebSocket client; [`socketio`]:
 //!   Engine.IO / Socket.IO v4 packets; [`client`]: one user connection in either protocol.
 //! - [`tokens`]: JWTs for the simulated users.
-//! - [`scenario`]: `idle`, `broadcast`, `chat` / `cross-node`, `connect` (joining the rooms each
-//!   needs); [`suite`]: the standard suite against several targets.
+//! - [`scenario`]: `idle`, `broadcast`, `chat` / `cross-node`, `connect`, `churn`, `cycles`
+//!   (joining the rooms each needs); [`suite`]: the standard suite against several targets.
 //! - [`http`]: keep-alive publish calls.
 //! - [`tracker`]: deliveries, losses and HDR latency histograms; [`procstat`]: CPU and RSS.
 //! - [`report`]: JSON and markdown results; [`svg`]: latency plots; [`progress`]: the progress line.

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use roomcast_loadtest::report::{RunReport, ScenarioResult};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
 use roomcast_loadtest::scenario::chat::ChatParams;
+use roomcast_loadtest::scenario::churn::ChurnParams;
 use roomcast_loadtest::scenario::connect::ConnectParams;
+use roomcast_loadtest::scenario::cycles::CyclesParams;
 use roomcast_loadtest::scenario::idle::IdleParams;
 use roomcast_loadtest::suite::{self, Outputs, Run, Suite, Targets};
 use roomcast_loadtest::target::{Node, Protocol, Target};
@@ -65,6 +67,25 @@ enum Command {
         target: TargetArgs,
         #[command(flatten)]
         params: ConnectParams,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Delivery while every client drops its connection at random (clients connect to
+    /// `--node`, the load balancer; messages are published to the `--cluster-node`s).
+    Churn {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        params: ChurnParams,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Connect/disconnect cycles: the server's RSS after a warm-up and at the end.
+    Cycles {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        params: CyclesParams,
         #[command(flatten)]
         out: OutArgs,
     },
@@ -186,6 +207,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         Command::Chat { target, params, out } => (target, Run::Chat(params), out),
         Command::CrossNode { target, params, out } => (target, Run::CrossNode(params), out),
         Command::Connect { target, params, out } => (target, Run::Connect(params), out),
+        Command::Churn { target, params, out } => (target, Run::Churn(params), out),
+        Command::Cycles { target, params, out } => (target, Run::Cycles(params), out),
     };
     let target = Target::from(target);
     let results: Vec<ScenarioResult> = suite::run_one(&run, &target).await.context("scenario failed")?;

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::report::{Better, RunReport, ScenarioResult, markdown};
 use crate::scenario::broadcast::BroadcastParams;
 use crate::scenario::chat::ChatParams;
+use crate::scenario::churn::ChurnParams;
 use crate::scenario::connect::ConnectParams;
+use crate::scenario::cycles::CyclesParams;
 use crate::scenario::idle::IdleParams;
-use crate::scenario::{broadcast, chat, connect, idle};
+use crate::scenario::{broadcast, chat, churn, connect, cycles, idle};
 use crate::target::Target;
 
 /// One entry of a suite file.
@@ -30,6 +32,10 @@ pub enum Run {
     CrossNode(ChatParams),
     /// Connection storm.
     Connect(ConnectParams),
+    /// Delivery while every client drops its connection at random.
+    Churn(ChurnParams),
+    /// Connect/disconnect cycles and the server's RSS.
+    Cycles(CyclesParams),
 }
 
 /// A suite file: `[[run]]` entries, run in order.
@@ -62,6 +68,8 @@ pub async fn run_one(run: &Run, target: &Target) -> anyhow::Result<Vec<ScenarioR
         Run::Chat(p) => vec![chat::run(target, std::slice::from_ref(&target.single), p).await?],
         Run::CrossNode(p) => vec![chat::run(target, &target.cluster, p).await?],
         Run::Connect(p) => vec![connect::run(target, p).await?],
+        Run::Churn(p) => vec![churn::run(target, p).await?],
+        Run::Cycles(p) => vec![cycles::run(target, p).await?],
     })
 }
 
@@ -160,6 +168,8 @@ fn scenario_name(run: &Run) -> &'static str {
         Run::Chat(_) => "chat",
         Run::CrossNode(_) => "cross-node",
         Run::Connect(_) => "connect",
+        Run::Churn(_) => "churn",
+        Run::Cycles(_) => "cycles",
     }
 }
 

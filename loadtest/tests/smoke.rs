@@ -5,7 +5,9 @@ use std::sync::Arc;
 use roomcast_gateway::{Config, Server};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
 use roomcast_loadtest::scenario::chat::ChatParams;
+use roomcast_loadtest::scenario::churn::ChurnParams;
 use roomcast_loadtest::scenario::connect::ConnectParams;
+use roomcast_loadtest::scenario::cycles::CyclesParams;
 use roomcast_loadtest::scenario::idle::IdleParams;
 use roomcast_loadtest::suite::{Run, run_one};
 use roomcast_loadtest::target::{Node, Protocol, Target};
@@ -39,8 +41,12 @@ fn figure(results: &[roomcast_loadtest::report::ScenarioResult], name: &str) -> 
 async fn every_scenario_runs_against_a_real_node_without_losses() {
     let target = node().await;
 
-    let run =
-        Run::Broadcast(BroadcastParams { subscribers: 20, payload: 100, publishes: 10, rate: 0.0, concurrency: 8 });
+    let run = Run::Broadcast(BroadcastParams {
+        subscribers: 20,
+        publishes: 10,
+        concurrency: 8,
+        ..BroadcastParams::default()
+    });
     let r = run_one(&run, &target).await.unwrap();
     assert_eq!(figure(&r, "lost"), 0.0);
     assert_eq!(figure(&r, "duplicated"), 0.0);
@@ -71,4 +77,42 @@ async fn every_scenario_runs_against_a_real_node_without_losses() {
         run_one(&Run::Idle(IdleParams { steps: vec![10, 30], hold_secs: 0, concurrency: 8 }), &target).await.unwrap();
     assert_eq!(r.len(), 2);
     assert_eq!(r[1].value("connections held"), Some(30.0));
+
+    // A slow reader in the room is not counted, and the others still get everything.
+    let run = Run::Broadcast(BroadcastParams {
+        subscribers: 10,
+        publishes: 10,
+        concurrency: 8,
+        slow_readers: 1,
+        ..BroadcastParams::default()
+    });
+    let r = run_one(&run, &target).await.unwrap();
+    assert_eq!((figure(&r, "lost"), figure(&r, "expected deliveries")), (0.0, 100.0));
+
+    let r = run_one(&Run::Cycles(CyclesParams { cycles: 200, warmup: 20, concurrency: 4, settle_secs: 0 }), &target)
+        .await
+        .unwrap();
+    assert_eq!(figure(&r, "failed cycles"), 0.0);
+    assert!(figure(&r, "RSS after warm-up") > 0.0);
+}
+
+/// Clients that drop their connections every second or so, reconnect and subscribe with
+/// `since`: on one node every acknowledged message reaches every member once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churning_clients_recover_every_message() {
+    let target = node().await;
+    let churn = ChurnParams {
+        users: 12,
+        dialogs: 6,
+        rate: 20.0,
+        duration_secs: 4,
+        drop_every_secs: 1.0,
+        settle_secs: 3,
+        ..ChurnParams::default()
+    };
+    let r = run_one(&Run::Churn(churn), &target).await.unwrap();
+    assert!(figure(&r, "reconnects") >= 24.0, "the clients churned: {r:?}");
+    assert_eq!(figure(&r, "messages acknowledged"), 80.0, "{r:?}");
+    assert_eq!(figure(&r, "delivered / expected"), 100.0, "{r:?}");
+    assert_eq!((figure(&r, "duplicates"), figure(&r, "reordered"), figure(&r, "recovered:false")), (0.0, 0.0, 0.0));
 }

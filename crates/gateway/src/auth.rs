@@ -4,14 +4,32 @@
 //! (RS256, ES256, EdDSA). A token whose header names any other algorithm, `none` included, is
 //! refused. `exp` and `sub` are required; `iss` and `aud` are checked when configured, and then
 //! required too, because jsonwebtoken only checks claims that are present.
+//!
+//! jsonwebtoken checks the signature, the algorithm, `iss` and `aud`; the claims and their times
+//! are read and checked here ([`claims`], [`times`]), because its own `exp`/`nbf` check counts in
+//! whole seconds and does arithmetic on the token's numbers. A token that carries `room` is a
+//! subscription token and nothing else; one without `room` is a connection token.
+//!
+//! # Layout
+//! - `auth.rs`: [`TokenVerifier`], the claims types, minting.
+//! - `claims.rs`: a payload's claims, type-checked, times clamped.
+//! - `times.rs`: `nbf`/`exp` with the leeway, and a connection's time left.
+
+mod claims;
+mod times;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use claims::LATEST;
+pub use times::{LONGEST_TIMER, time_left, time_left_at};
 
 use crate::config::{ConfigError, JwtConfig, JwtKey};
+use claims::Claims;
 
 /// Why a token was refused; decides the close code (4001 or 4003).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,8 +97,11 @@ impl TokenVerifier {
             JwtKey::PublicKey(path) => load_public_key(path, config.algorithm.as_deref())?,
         };
         let mut validation = Validation::new(algorithm);
-        validation.leeway = config.leeway.as_secs();
-        let mut required = vec!["exp", "sub"];
+        // Times are checked by `times`, to the sub-second and without overflow; `exp` is
+        // still required, by `Claims::read`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let mut required = vec!["sub"];
         if let Some(issuer) = &config.issuer {
             validation.set_issuer(&[issuer]);
             required.push("iss");
@@ -97,28 +118,49 @@ impl TokenVerifier {
         Ok(Self { key, validation, leeway: config.leeway })
     }
 
-    /// Verifies a connection token.
+    /// Verifies a connection token: valid now, and without a `room` claim.
     pub fn verify_connection(&self, token: &str) -> Result<ConnectionClaims, AuthError> {
-        self.verify(token)
+        let claims = self.verify(token)?;
+        if claims.room.is_some() {
+            return Err(AuthError::Invalid(
+                "this is a subscription token (it carries room): a connection needs a connection token".into(),
+            ));
+        }
+        Ok(ConnectionClaims { sub: claims.sub, org: claims.org, exp: claims.exp })
     }
 
-    /// Verifies a subscription token.
+    /// Verifies a subscription token: valid now, with a `room` claim.
     pub fn verify_subscription(&self, token: &str) -> Result<SubscriptionClaims, AuthError> {
-        self.verify(token)
+        let claims = self.verify(token)?;
+        let room = match claims.room {
+            Some(Value::String(room)) => room,
+            None => {
+                return Err(AuthError::Invalid(
+                    "this is a connection token (it carries no room), not a subscription token".into(),
+                ));
+            }
+            Some(_) => return Err(AuthError::Invalid("room must be a string".into())),
+        };
+        Ok(SubscriptionClaims { sub: claims.sub, room, exp: claims.exp })
     }
 
-    /// The clock-skew leeway applied to `exp`.
+    /// The clock-skew leeway applied to `exp` and `nbf`.
     pub fn leeway(&self) -> Duration {
         self.leeway
     }
 
-    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str) -> Result<T, AuthError> {
-        jsonwebtoken::decode::<T>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|e| {
-            match e.kind() {
+    /// Signature, algorithm, `iss`/`aud` (jsonwebtoken), then the claims and their times.
+    fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        // A Map reads an object only: a payload that is a JSON array is refused.
+        let payload = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
-            }
-        })
+            })?
+            .claims;
+        let claims = Claims::read(payload).map_err(AuthError::Invalid)?;
+        times::check(claims.exp, claims.nbf, self.leeway, times::now())?;
+        Ok(claims)
     }
 }
 
@@ -210,6 +252,29 @@ mod tests {
             let token = mint_hs256("k", &claims);
             assert!(matches!(v.verify_connection(&token), Err(AuthError::Invalid(_))), "{claims}");
         }
+    }
+
+    #[test]
+    fn room_tells_subscription_tokens_from_connection_tokens() {
+        let v = verifier(None, None);
+        let exp = unix_now() + 60;
+        let subscription = mint_hs256("k", &SubscriptionClaims { sub: "u".into(), room: "dialog:1".into(), exp });
+        let connection = mint_hs256("k", &ConnectionClaims { sub: "u".into(), org: None, exp });
+        assert_eq!(v.verify_subscription(&subscription).unwrap().room, "dialog:1");
+        assert!(v.verify_connection(&connection).is_ok());
+        let err = v.verify_connection(&subscription).unwrap_err();
+        assert!(err.to_string().contains("subscription token"), "{err}");
+        let err = v.verify_subscription(&connection).unwrap_err();
+        assert!(err.to_string().contains("connection token"), "{err}");
+        let numbered = mint_hs256("k", &serde_json::json!({"sub": "u", "room": 7, "exp": exp}));
+        assert!(matches!(v.verify_subscription(&numbered), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_payload_must_be_an_object() {
+        let v = verifier(None, None);
+        let array = mint_hs256("k", &serde_json::json!(["u", null, unix_now() + 60]));
+        assert!(matches!(v.verify_connection(&array), Err(AuthError::Invalid(_))));
     }
 
     #[test]

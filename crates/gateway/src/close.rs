@@ -35,6 +35,9 @@ pub enum CloseReason {
     TooManyConnections,
     /// A frame that breaks the protocol: binary, bad UTF-8, bad fragmentation (4400).
     ProtocolViolation,
+    /// A close frame from the client with a malformed body: 1 byte, a code that may not be
+    /// sent (999, 1005, ...), a reason that is not UTF-8 (1002, as RFC 6455 §7.4 asks).
+    MalformedClose,
     /// Nothing arrived from the client within the idle timeout (1001).
     IdleTimeout,
     /// A backend closed the user's connections through `/api/disconnect`.
@@ -57,6 +60,7 @@ impl CloseReason {
         "too_large",
         "too_many_connections",
         "protocol_violation",
+        "malformed_close",
         "idle_timeout",
         "disconnected",
     ];
@@ -74,6 +78,7 @@ impl CloseReason {
             CloseReason::TooLarge => 4009,
             CloseReason::TooManyConnections => 4029,
             CloseReason::ProtocolViolation => 4400,
+            CloseReason::MalformedClose => 1002,
             CloseReason::IdleTimeout => 1001,
             CloseReason::Disconnected(code) => *code,
         })
@@ -96,6 +101,7 @@ impl CloseReason {
             CloseReason::TooLarge => "too_large",
             CloseReason::TooManyConnections => "too_many_connections",
             CloseReason::ProtocolViolation => "protocol_violation",
+            CloseReason::MalformedClose => "malformed_close",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::Disconnected(_) => "disconnected",
         }
@@ -123,6 +129,7 @@ mod tests {
         assert_eq!(CloseReason::TooLarge.code(), Some(4009));
         assert_eq!(CloseReason::TooManyConnections.code(), Some(4029));
         assert_eq!(CloseReason::ProtocolViolation.code(), Some(4400));
+        assert_eq!(CloseReason::MalformedClose.code(), Some(1002));
         assert_eq!(CloseReason::ConnectionLost.code(), None);
         assert_eq!(CloseReason::BrokerUnavailable.code(), Some(1012));
         assert_eq!(CloseReason::Internal.code(), Some(1011));
@@ -145,6 +152,7 @@ mod tests {
             CloseReason::TooLarge,
             CloseReason::TooManyConnections,
             CloseReason::ProtocolViolation,
+            CloseReason::MalformedClose,
             CloseReason::IdleTimeout,
             CloseReason::Disconnected(4003),
         ];

@@ -6,8 +6,10 @@
 //!
 //! - [`config`]: settings from a TOML file and `ROOMCAST_*` variables; [`node`]: the state a
 //!   node shares; [`server`]: the router, serving and draining.
-//! - Connect: [`origin`] checks a browser's `Origin`; [`connection`] runs one WebSocket from
-//!   upgrade to close (its reader, session, writer and the guard that ends it).
+//! - Connect: [`listener`] accepts sockets and serves HTTP on them with read deadlines;
+//!   [`handshake`] checks an upgrade request as RFC 6455 asks; [`origin`] checks a browser's
+//!   `Origin`; [`connection`] runs one WebSocket from upgrade to close (its reader, session,
+//!   writer and the guard that ends it).
 //! - Authenticate: [`auth`], JWT verification.
 //! - Join: [`rooms`], the registry of which connection is in which room, and each room's
 //!   ordered delivery; [`ratelimit`]: the `emit` token bucket.
@@ -25,6 +27,8 @@ pub mod server;
 
 pub mod connection;
 pub mod event;
+pub mod handshake;
+pub mod listener;
 pub mod origin;
 
 pub mod auth;

@@ -98,7 +98,7 @@ fn token(config: &Config, sub: String, org: Option<String>, ttl: Duration, room:
     let JwtKey::Secret(secret) = &config.jwt.key else {
         return fail("roomcast token: needs ROOMCAST_JWT_SECRET (a public key cannot sign)");
     };
-    let exp = unix_now() + ttl.as_secs();
+    let exp = unix_now().saturating_add(ttl.as_secs());
     let token = match room {
         Some(room) => mint_hs256(secret, &SubscriptionClaims { sub, room, exp }),
         None => mint_hs256(secret, &ConnectionClaims { sub, org, exp }),

@@ -5,7 +5,7 @@
 //! connection tasks. axum's graceful shutdown does not wait for upgraded sockets, so the node
 //! tracks them itself.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use fastwebsockets::upgrade::IncomingUpgrade;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
 use crate::config::{Config, ConfigError};
+use crate::listener;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::socketio::SocketIo;
@@ -89,15 +89,7 @@ impl Server {
         let node = self.node;
         let upkeep = tokio::spawn(Metrics::upkeep(node.metrics.handle()));
         let stop = CancellationToken::new();
-        // Without TCP_NODELAY, Nagle holds a small frame back until the previous one is acked,
-        // and a client's delayed ACK turns that into up to 40 ms of added latency. Frames are
-        // already batched in user space (one write per wakeup), so Nagle has nothing to add.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let advertise = match (node.config.advertise, axum::serve::Listener::local_addr(&listener)) {
+        let advertise = match (node.config.advertise, listener.local_addr()) {
             (Some(address), _) => Some(address),
             (None, Ok(local)) if !local.ip().is_unspecified() => Some(local),
             (None, _) => None,
@@ -115,9 +107,8 @@ impl Server {
                 None
             }
         };
-        let app = router(Arc::clone(&node)).merge(engine::router("/socket.io/", self.socketio));
-        let http = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future();
-        let http = tokio::spawn(http);
+        let routes = router(Arc::clone(&node)).merge(engine::router("/socket.io/", self.socketio));
+        let http = tokio::spawn(listener::serve(listener, routes, node.config.header_read_timeout, stop.clone()));
 
         shutdown.await;
         let live = node.registry.connection_count();
@@ -132,17 +123,15 @@ impl Server {
             advertising.abort();
         }
         // HTTP requests in flight finish on their own; a stuck one does not hold the exit.
-        match tokio::time::timeout(Duration::from_secs(5), http).await {
-            Ok(Ok(result)) => result,
-            _ => Ok(()),
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+        Ok(())
     }
 }
 
 /// The node's routes.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
-        .route("/ws", get(websocket))
+        .route("/ws", get(websocket).route_layer(axum::middleware::from_fn(crate::handshake::require_upgrade)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -7,6 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
@@ -31,6 +32,11 @@ fn frame(opcode: u8, payload: &[u8]) -> Bytes {
 /// A final text frame carrying `payload` (JSON).
 pub fn text(payload: &[u8]) -> Bytes {
     frame(OP_TEXT, payload)
+}
+
+/// A final binary frame (the gateway never sends one; its Autobahn echo example does).
+pub fn binary(payload: &[u8]) -> Bytes {
+    frame(OP_BINARY, payload)
 }
 
 /// A ping frame.

@@ -10,13 +10,30 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::json::{Object, TooDeep, check_depth};
+
 /// A position in a room's event sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Object<PositionFields>")]
 pub struct Position {
     /// Offset of the last event seen (events are numbered from 1).
     pub offset: u64,
     /// Epoch the offset belongs to.
     pub epoch: String,
+}
+
+/// [`Position`]'s fields, read from a JSON object only (see [`Object`]).
+#[derive(Debug, Deserialize)]
+#[doc(hidden)]
+pub struct PositionFields {
+    offset: u64,
+    epoch: String,
+}
+
+impl From<Object<PositionFields>> for Position {
+    fn from(Object(f): Object<PositionFields>) -> Self {
+        Self { offset: f.offset, epoch: f.epoch }
+    }
 }
 
 /// A frame sent by a client.
@@ -82,10 +99,45 @@ pub enum ClientFrame {
     },
 }
 
-/// Every field any client frame may carry, before it is checked against its `type`.
+/// Why a client message is not a [`ClientFrame`].
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Nested deeper than the node allows.
+    #[error("{0} (max_json_depth)")]
+    TooDeep(#[from] TooDeep),
+    /// Not JSON, not an object, an unknown `type`, a missing or mistyped field.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl ClientFrame {
+    /// Parses a client message: a JSON object, nested at most `max_depth` levels deep (the frame
+    /// itself counting as one), of a known `type` with its fields.
+    pub fn parse(text: &[u8], max_depth: usize) -> Result<Self, FrameError> {
+        // Before parsing: `data` is kept raw and relayed to other clients, so serde alone would
+        // let any depth through.
+        check_depth(text, max_depth)?;
+        Ok(serde_json::from_slice(text)?)
+    }
+}
+
+/// Every field any client frame may carry, before it is checked against its `type`; read from
+/// a JSON object only, so that an array of values in field order is not a command.
+#[derive(Debug, Deserialize)]
+#[serde(from = "Object<FlatFields>")]
+#[doc(hidden)]
+pub struct FlatClientFrame(FlatFields);
+
+impl From<Object<FlatFields>> for FlatClientFrame {
+    fn from(Object(fields): Object<FlatFields>) -> Self {
+        Self(fields)
+    }
+}
+
+/// The fields of a [`FlatClientFrame`].
 #[derive(Debug, Deserialize)]
 #[doc(hidden)]
-pub struct FlatClientFrame {
+pub struct FlatFields {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -105,7 +157,7 @@ pub struct FlatClientFrame {
 impl TryFrom<FlatClientFrame> for ClientFrame {
     type Error = String;
 
-    fn try_from(f: FlatClientFrame) -> Result<Self, String> {
+    fn try_from(FlatClientFrame(f): FlatClientFrame) -> Result<Self, String> {
         let kind = f.kind;
         let need = |field: Option<String>, name: &str| field.ok_or_else(|| format!("{kind} needs a string \"{name}\""));
         Ok(match kind.as_str() {
@@ -357,6 +409,31 @@ mod tests {
             serde_json::from_str(r#"{"type":"emit","room":"r","event":"typing:start","data":{"a":[1]}}"#).unwrap();
         let ClientFrame::Emit { data, .. } = f else { panic!() };
         assert_eq!(data.unwrap().get(), r#"{"a":[1]}"#);
+    }
+
+    #[test]
+    fn only_objects_are_frames() {
+        for text in
+            [r#"["ping",31]"#, r#"["subscribe",32,"dialog:pos"]"#, r#"["emit",34,"org:o1",null,null,"typing:start"]"#]
+        {
+            let err = serde_json::from_str::<ClientFrame>(text).unwrap_err();
+            assert!(err.to_string().contains("expected a JSON object"), "{text}: {err}");
+        }
+        let err =
+            serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","room":"r","since":[1,"e"]}"#).unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        let f: ClientFrame = serde_json::from_str(r#" {"type":"ping","id":3}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Ping { id: Some(3) }));
+    }
+
+    #[test]
+    fn parse_bounds_the_depth() {
+        let at_limit = r#"{"type":"emit","room":"r","event":"e","data":[[1]]}"#;
+        assert!(ClientFrame::parse(at_limit.as_bytes(), 3).is_ok());
+        let err = ClientFrame::parse(at_limit.as_bytes(), 2).unwrap_err();
+        assert!(matches!(err, FrameError::TooDeep(_)), "{err}");
+        assert!(err.to_string().contains("max_json_depth"), "{err}");
+        assert!(matches!(ClientFrame::parse(b"[]", 3), Err(FrameError::Json(_))));
     }
 
     #[test]

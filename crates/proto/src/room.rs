@@ -3,7 +3,8 @@
 //! A room name is 1 to 128 bytes of `[A-Za-z0-9_.:@-]`. Its prefix decides who may join:
 //! `user:<sub>` and `org:<org>` are joined automatically by their own users and by nobody
 //! else; every other room (`dialog:<id>` and any other prefix) is joined through the member
-//! registry or a subscription token.
+//! registry or a subscription token. A user id (a token's `sub`, a member id, `exclude_user`) is
+//! what fits after `user:`: 1 to 123 bytes of the same alphabet ([`check_user_id`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +32,39 @@ pub enum RoomNameError {
     /// A `user:` or `org:` room without an id after the prefix.
     #[error("room name {0:?} has no id after its prefix")]
     MissingId(String),
+}
+
+/// Longest user id, in bytes: a token's `sub` becomes the room `user:<sub>`, so every user id
+/// (member ids, `exclude_user`, `/api/disconnect`'s `user`) has the room alphabet and leaves
+/// room for the prefix.
+pub const MAX_USER_ID_LEN: usize = MAX_ROOM_LEN - USER_PREFIX.len();
+
+/// Why a string is not a user id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    /// The id is empty.
+    #[error("the user id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_USER_ID_LEN`] bytes.
+    #[error("the user id is {0} bytes, the limit is 123 (user:<id> must be a room name of at most 128 bytes)")]
+    TooLong(usize),
+    /// The id holds a character outside `[A-Za-z0-9_.:@-]`.
+    #[error("the user id has {0:?}, only A-Z a-z 0-9 _ . : @ - are allowed")]
+    BadChar(char),
+}
+
+/// Checks that `id` can be a user id: what a connection token's `sub` may be.
+pub fn check_user_id(id: &str) -> Result<(), UserIdError> {
+    if id.is_empty() {
+        return Err(UserIdError::Empty);
+    }
+    if id.len() > MAX_USER_ID_LEN {
+        return Err(UserIdError::TooLong(id.len()));
+    }
+    match id.chars().find(|c| !is_room_char(*c)) {
+        Some(bad) => Err(UserIdError::BadChar(bad)),
+        None => Ok(()),
+    }
 }
 
 /// A validated room name; cheap to clone (one reference count).
@@ -164,6 +198,17 @@ mod tests {
         assert_eq!(RoomName::parse("dialog:1").unwrap().kind(), RoomKind::Members);
         assert_eq!(RoomName::parse("channel:1").unwrap().kind(), RoomKind::Members);
         assert_eq!(RoomName::parse("users:1").unwrap().kind(), RoomKind::Members);
+    }
+
+    #[test]
+    fn user_ids_are_what_a_user_room_can_hold() {
+        assert_eq!(check_user_id("u-1@x.y:z_2"), Ok(()));
+        assert_eq!(check_user_id(&"u".repeat(123)), Ok(()));
+        assert!(RoomName::user(&"u".repeat(123)).is_ok(), "the longest user id makes a valid room");
+        assert_eq!(check_user_id(&"u".repeat(124)), Err(UserIdError::TooLong(124)));
+        assert_eq!(check_user_id(""), Err(UserIdError::Empty));
+        assert_eq!(check_user_id("u 1"), Err(UserIdError::BadChar(' ')));
+        assert_eq!(check_user_id("u/../x"), Err(UserIdError::BadChar('/')));
     }
 
     #[test]

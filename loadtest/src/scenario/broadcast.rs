@@ -38,11 +38,15 @@ pub struct BroadcastParams {
     /// Connections opening at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
+    /// Extra members of the room that never read their socket (a phone in a tunnel): the
+    /// others' latency shows what one slow reader costs them. Not counted in the figures.
+    #[arg(long, default_value_t = 0)]
+    pub slow_readers: usize,
 }
 
 impl Default for BroadcastParams {
     fn default() -> Self {
-        Self { subscribers: 1000, payload: 100, publishes: 1000, rate: 0.0, concurrency: 256 }
+        Self { subscribers: 1000, payload: 100, publishes: 1000, rate: 0.0, concurrency: 256, slow_readers: 0 }
     }
 }
 
@@ -65,13 +69,23 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
         format!("{} B", p.payload)
     };
     let pace = if p.rate > 0.0 { format!(" at {}/s", p.rate) } else { String::new() };
-    let label = format!("broadcast 1→{} {size}{pace}", thousands(p.subscribers));
+    let slow = match p.slow_readers {
+        0 => String::new(),
+        1 => ", 1 slow reader".to_owned(),
+        n => format!(", {n} slow readers"),
+    };
+    let label = format!("broadcast 1→{} {size}{pace}{slow}", thousands(p.subscribers));
     let progress = {
         let t = Arc::clone(&tracker);
         Progress::start(format!("{label} {}", target.name), Arc::clone(&counters), move || t.delivered())
     };
     let clients = open_all(specs, target.protocol, p.concurrency, &counters).await?;
     let recipients = clients.len() as u32;
+    // Joined like the others, then never read: the server's writes to them back up.
+    let slow_specs = (0..p.slow_readers)
+        .map(|i| Spec { addr: node.addr, token: minter.mint(&format!("b{tag}slow{i}"), Some(&org)), rooms: vec![] })
+        .collect();
+    let slow_readers = open_all(slow_specs, target.protocol, p.concurrency, &Arc::new(Counters::default())).await?;
     let stop = CancellationToken::new();
     let receivers = receive_all(clients, &tracker, &stop, &counters);
 
@@ -101,6 +115,7 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
     let (server_cpu, own_cpu, _) = cpu.elapsed(&pids, None);
     drop(progress);
     close_all(stop, receivers, &counters).await;
+    drop(slow_readers);
 
     let outcome = tracker.outcome();
     let window = outcome.last_delivery_us.saturating_sub(first).max(1) as f64 / 1e6;

@@ -3,7 +3,9 @@
 
 pub mod broadcast;
 pub mod chat;
+pub mod churn;
 pub mod connect;
+pub mod cycles;
 pub mod idle;
 
 use std::net::SocketAddr;

@@ -120,6 +120,16 @@ pub struct Config {
     pub max_connections: usize,
     /// Largest publish API request body, in bytes. Default: 1 MiB.
     pub max_api_body: usize,
+    /// Deepest nesting of arrays and objects in a client frame or API body, the frame itself
+    /// counting as one level; deeper gets `bad_request` / 400. Default: 64.
+    pub max_json_depth: usize,
+    /// Time a client has to send a request's head (request line and headers), counted from the
+    /// accept, or from the end of the previous request on a kept-alive connection; over it the
+    /// connection is closed. Default: 10 s.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once its head arrived; over it, 408.
+    /// Default: 10 s.
+    pub body_read_timeout: Duration,
     /// Window over which shutdown spreads its 1012 closes. Default: 10 s.
     pub drain_window: Duration,
     /// Log format. Default: text.
@@ -160,6 +170,9 @@ impl Config {
             max_rooms_per_connection: 256,
             max_connections: 100_000,
             max_api_body: 1024 * 1024,
+            max_json_depth: 64,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             drain_window: Duration::from_secs(10),
             log_format: LogFormat::Text,
             allowed_origins: AllowedOrigins::any(),
@@ -248,6 +261,9 @@ impl Config {
         s.set(&mut c.max_rooms_per_connection, "max_rooms_per_connection")?;
         s.set(&mut c.max_connections, "max_connections")?;
         s.set_size(&mut c.max_api_body, "max_api_body")?;
+        s.set(&mut c.max_json_depth, "max_json_depth")?;
+        s.set(&mut c.header_read_timeout, "header_read_timeout")?;
+        s.set(&mut c.body_read_timeout, "body_read_timeout")?;
         s.set(&mut c.drain_window, "drain_window")?;
         if let Some(format) = s.get::<String>("log_format")? {
             c.log_format = match format.as_str() {
@@ -273,6 +289,8 @@ impl Config {
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
             ("auth_timeout", self.auth_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
         ];
         for (key, value) in positive {
             if value.is_zero() {
@@ -300,6 +318,9 @@ impl Config {
             return Err(
                 s.error("max_rooms_per_connection", "must be at least 2 (user: and org: rooms are joined at connect)")
             );
+        }
+        if self.max_json_depth < 2 {
+            return Err(s.error("max_json_depth", "must be at least 2 (a frame, and an object or array in its data)"));
         }
         if self.max_connections == 0 {
             return Err(s.error("max_connections", "must be more than zero"));

@@ -30,6 +30,32 @@ fn secret_alone_gives_the_documented_defaults() {
     assert_eq!(c.max_connections, 100_000);
     assert_eq!(c.emit_events, ["typing:start", "typing:stop"]);
     assert_eq!(c.api_key, None);
+    assert_eq!(c.max_json_depth, 64);
+    assert_eq!((c.header_read_timeout, c.body_read_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
+}
+
+#[test]
+fn hardening_limits_are_settings_and_checked() {
+    let c = load(
+        &[
+            ("ROOMCAST_JWT_SECRET", "s"),
+            ("ROOMCAST_MAX_JSON_DEPTH", "8"),
+            ("ROOMCAST_HEADER_READ_TIMEOUT", "2s"),
+            ("ROOMCAST_BODY_READ_TIMEOUT", "500ms"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!((c.max_json_depth, c.header_read_timeout), (8, Duration::from_secs(2)));
+    assert_eq!(c.body_read_timeout, Duration::from_millis(500));
+    for (key, value) in [
+        ("ROOMCAST_MAX_JSON_DEPTH", "1"),
+        ("ROOMCAST_HEADER_READ_TIMEOUT", "0s"),
+        ("ROOMCAST_BODY_READ_TIMEOUT", "0ms"),
+    ] {
+        let err = load(&[("ROOMCAST_JWT_SECRET", "s"), (key, value)], None).unwrap_err();
+        assert_eq!(err.setting, key);
+    }
 }
 
 #[test]

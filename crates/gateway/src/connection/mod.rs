@@ -27,7 +27,7 @@ use roomcast_proto::frames::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::{AuthError, ConnectionClaims, unix_now};
+use crate::auth::{AuthError, ConnectionClaims};
 use crate::broker::{Access, Started};
 use crate::close::CloseReason;
 use crate::node::{Node, SocketSlot};
@@ -47,10 +47,15 @@ pub async fn run(node: Arc<Node>, upgrade: UpgradeFut, token: Option<String>, sl
     // its largest state, so an inline upgrade, auth, broker or linger future (the last with its
     // 4 KiB scratch buffer) would be paid by every idle connection for its whole life: boxing
     // took this task from 5.6 KB to 1.7 KB.
-    let ws = match Box::pin(upgrade).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    // Bounded like the token that follows: no accepted socket waits anywhere without a deadline.
+    let ws = match tokio::time::timeout(node.config.auth_timeout, Box::pin(upgrade)).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("websocket upgrade did not complete within auth_timeout");
             return;
         }
     };
@@ -171,8 +176,6 @@ async fn read_loop<S: AsyncRead + Unpin>(
                         }
                     }
                     Ok(Incoming::Ping(payload)) => conn.send(wire::pong(&payload), std::time::Instant::now()),
-                    // This reader refuses binary messages itself; never reached.
-                    Ok(Incoming::Binary(_)) => conn.close(CloseReason::ProtocolViolation),
                     Ok(Incoming::Pong) => {}
                     Ok(Incoming::Close(code)) => conn.close(CloseReason::ClientClosed(echo_code(code))),
                     Err(reason) => conn.close(reason),
@@ -182,9 +185,10 @@ async fn read_loop<S: AsyncRead + Unpin>(
     }
 }
 
-/// When a token expiring at `exp` (Unix seconds) stops being honoured.
+/// When a token expiring at `exp` (Unix seconds) stops being honoured: `exp` + leeway, to the
+/// sub-second, clamped (see [`crate::auth::time_left`]).
 fn expiry_instant(exp: u64, leeway: Duration) -> Instant {
-    Instant::now() + Duration::from_secs(exp.saturating_sub(unix_now())) + leeway
+    Instant::now() + crate::auth::time_left(exp, leeway)
 }
 
 /// The code to answer a client's close with: its own when it may be sent, else 1000.
@@ -230,7 +234,6 @@ async fn auth_frame<S: AsyncRead + Unpin>(reader: &mut MessageReader<S>) -> Resu
                 };
             }
             Ok(Incoming::Ping(_) | Incoming::Pong) => {}
-            Ok(Incoming::Binary(_)) => return Err((CloseReason::ProtocolViolation, "binary before auth".to_owned())),
             Ok(Incoming::Close(code)) => {
                 return Err((CloseReason::ClientClosed(echo_code(code)), "closed before auth".to_owned()));
             }

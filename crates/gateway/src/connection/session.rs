@@ -113,7 +113,7 @@ impl Session {
     pub async fn handle(&mut self, text: &[u8]) -> Result<(), CloseReason> {
         #[cfg(feature = "test-hooks")]
         self.panic_if_asked(text).await;
-        let frame = match serde_json::from_slice::<ClientFrame>(text) {
+        let frame = match ClientFrame::parse(text, self.node.config.max_json_depth) {
             Ok(frame) => frame,
             Err(e) => {
                 self.node.metrics.command("invalid");

@@ -189,7 +189,7 @@ impl Room {
                     self.hold_for_joining(e);
                     return;
                 }
-                if detect_gaps && e.offset > cursor.offset + 1 {
+                if detect_gaps && e.offset > cursor.offset.saturating_add(1) {
                     out.gap = Some(cursor.clone());
                     self.repair = Some(Repair { held: vec![hold()], overflowed: false });
                     return;
@@ -201,7 +201,8 @@ impl Room {
                 // by reads made after the node subscribed, so every event past the lowest of
                 // them comes on the channel, and a jump past it is a loss too.
                 if detect_gaps
-                    && let Some(from) = self.lowest_position(Some(&e.epoch)).filter(|c| e.offset > c.offset + 1)
+                    && let Some(from) =
+                        self.lowest_position(Some(&e.epoch)).filter(|c| e.offset > c.offset.saturating_add(1))
                 {
                     out.gap = Some(from);
                     self.repair = Some(Repair { held: vec![hold()], overflowed: false });

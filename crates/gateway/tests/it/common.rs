@@ -335,8 +335,22 @@ impl NodeProcess {
     /// Starts the binary with exactly `env` (and `ROOMCAST_LISTEN=127.0.0.1:0` unless given),
     /// and waits until it logs the address it listens on (text or JSON logs).
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        Self::start_command(roomcast(), env)
+    }
+
+    /// Starts the binary under `prlimit --nofile=<nofile>` (soft and hard limit), with the test
+    /// secret and API key plus `env`: a node that runs short of file descriptors.
+    pub fn start_with_nofile(nofile: u64, env: &[(&str, &str)]) -> Self {
+        let mut cmd = std::process::Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}")).arg("--").arg(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.env_clear().env("ROOMCAST_LOG", "info");
+        let mut all = vec![("ROOMCAST_JWT_SECRET", SECRET), ("ROOMCAST_API_KEY", API_KEY)];
+        all.extend_from_slice(env);
+        Self::start_command(cmd, &all)
+    }
+
+    fn start_command(mut cmd: std::process::Command, env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
-        let mut cmd = roomcast();
         cmd.env("ROOMCAST_LISTEN", "127.0.0.1:0").stderr(std::process::Stdio::piped());
         for (key, value) in env {
             cmd.env(key, value);
@@ -466,8 +480,13 @@ impl SilentClient {
         }
     }
 
+    /// Writes raw bytes (frames the test built itself) to the socket.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
     /// The next (unmasked, unfragmented) server frame.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
+    pub async fn frame(&mut self) -> (u8, Vec<u8>) {
         loop {
             if self.buf.len() >= 2 {
                 let (opcode, short) = (self.buf[0] & 0x0f, usize::from(self.buf[1] & 0x7f));

@@ -19,7 +19,7 @@ use super::packet::Packet;
 use super::session::{Transport, Wire};
 use super::{EngineServer, EngineSession, Handler, RequestInfo, refuse};
 use crate::close::CloseReason;
-use crate::connection::reader::{Incoming, MessageReader};
+use crate::connection::reader::{Message, MessageReader};
 use crate::wire;
 
 /// How long a probing client may take between the upgrade and its `2probe` or `5`.
@@ -50,7 +50,7 @@ pub(super) fn accept<H: Handler>(
     tasks.spawn(async move {
         let Ok(ws) = socket.await else { return };
         let (rd, mut wr) = tokio::io::split(ws.into_inner());
-        let mut reader = MessageReader::with_binary(rd, server.config.max_payload);
+        let mut reader = MessageReader::accepting_binary(rd, server.config.max_payload);
         let session = match existing {
             None => server.open(Transport::WebSocket, &request),
             // A second WebSocket for a session already upgraded (or upgrading): closed at once.
@@ -77,8 +77,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let next = async |reader: &mut MessageReader<R>| match tokio::time::timeout(PROBE_TIMEOUT, reader.next()).await {
-        Ok(Ok(Incoming::Text(text))) => String::from_utf8(text).ok(),
+    let next = async |reader: &mut MessageReader<R>| match tokio::time::timeout(PROBE_TIMEOUT, reader.read()).await {
+        Ok(Ok(Message::Text(text))) => String::from_utf8(text).ok(),
         _ => None,
     };
     let first = next(reader).await;
@@ -109,10 +109,10 @@ where
         let message = tokio::select! {
             biased;
             () = session.outbox.closing() => break,
-            message = reader.next() => message,
+            message = reader.read() => message.map_err(CloseReason::from),
         };
         let packet = match message {
-            Ok(Incoming::Text(text)) => {
+            Ok(Message::Text(text)) => {
                 match String::from_utf8(text).map_err(|_| ()).and_then(|t| Packet::parse_text(&t).map_err(|_| ())) {
                     Ok(packet) => packet,
                     Err(()) => {
@@ -121,15 +121,15 @@ where
                     }
                 }
             }
-            Ok(Incoming::Binary(data)) => Packet::Binary(data.into()),
-            Ok(Incoming::Ping(payload)) => {
+            Ok(Message::Binary(data)) => Packet::Binary(data.into()),
+            Ok(Message::Ping(payload)) => {
                 let _ = session
                     .outbox
                     .push(crate::outbox::Outgoing::Control(wire::pong(&payload)), std::time::Instant::now());
                 continue;
             }
-            Ok(Incoming::Pong) => continue,
-            Ok(Incoming::Close(code)) => {
+            Ok(Message::Pong) => continue,
+            Ok(Message::Close(code)) => {
                 session.outbox.close(CloseReason::ClientClosed(code.unwrap_or(1000)));
                 break;
             }
