@@ -100,7 +100,13 @@ impl Client {
         match self.protocol {
             Protocol::Roomcast => {
                 let frame = if command == "subscribe" {
-                    ClientFrame::Subscribe { id: Some(id), room: room.to_owned(), token: None, since: None }
+                    ClientFrame::Subscribe {
+                        id: Some(id),
+                        room: room.to_owned(),
+                        token: None,
+                        since: None,
+                        presence: false,
+                    }
                 } else {
                     ClientFrame::Unsubscribe { id: Some(id), room: room.to_owned() }
                 };

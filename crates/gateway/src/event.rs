@@ -25,6 +25,8 @@ pub struct RoomEvent {
     pub offset: u64,
     /// The room's epoch.
     pub epoch: Arc<str>,
+    /// The message id (empty for events built from a frame alone).
+    pub id: Arc<str>,
     /// The `/ws` WebSocket frame of the `event`.
     pub frame: Bytes,
     /// Connections of this user do not get it.
@@ -63,7 +65,29 @@ impl RoomEvent {
             position: Some((e.offset, e.epoch)),
             from: None,
         }));
-        Self::from_frame(room, e.offset, Arc::from(e.epoch), frame, e.exclude_user.map(Arc::from), received)
+        let exclude_user = e.exclude_user.map(Arc::from);
+        Self::build(room, e.offset, Arc::from(e.epoch), Arc::from(e.id), frame, exclude_user, received)
+    }
+
+    fn build(
+        room: &RoomName,
+        offset: u64,
+        epoch: Arc<str>,
+        id: Arc<str>,
+        frame: Bytes,
+        exclude_user: Option<Arc<str>>,
+        received: Instant,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            room: room.clone(),
+            offset,
+            epoch,
+            id,
+            frame,
+            exclude_user,
+            received,
+            socketio: OnceLock::new(),
+        })
     }
 
     /// An event whose `/ws` frame is already built.
@@ -75,7 +99,7 @@ impl RoomEvent {
         exclude_user: Option<Arc<str>>,
         received: Instant,
     ) -> Arc<Self> {
-        Arc::new(Self { room: room.clone(), offset, epoch, frame, exclude_user, received, socketio: OnceLock::new() })
+        Self::build(room, offset, epoch, Arc::from(""), frame, exclude_user, received)
     }
 
     /// The Socket.IO encoding, made by `encode` the first time it is asked for.

@@ -8,7 +8,7 @@
 //! full is closed with 4008 by its own [`Member`]; the loop never waits for it. Joins and
 //! repairs go through here too, so that what a delivery evicted is always announced.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use prost::Message;
@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::close::CloseReason;
 use crate::event::{Emitted, PublishedEvent, RoomEvent};
+use crate::events::receipts::Receipts;
 use crate::metrics::Metrics;
 use crate::rooms::{
     Closed, ConnId, Cursor, Delivered, EmptyRoomHook, GapHook, JoinPosition, JoinStart, Member, RoomRegistry,
@@ -30,12 +31,43 @@ use crate::wire;
 pub struct Fanout {
     registry: Arc<RoomRegistry>,
     metrics: Arc<Metrics>,
+    /// Set once the node's receipts exist: events of receipt rooms are remembered by id.
+    receipts: Arc<OnceLock<Arc<Receipts>>>,
 }
 
 impl Fanout {
     /// Delivery into `registry`, counted in `metrics`.
     pub fn new(registry: Arc<RoomRegistry>, metrics: Arc<Metrics>) -> Self {
-        Self { registry, metrics }
+        Self { registry, metrics, receipts: Arc::default() }
+    }
+
+    /// The registry delivered into.
+    pub fn registry(&self) -> &Arc<RoomRegistry> {
+        &self.registry
+    }
+
+    /// Remembers the ids of events delivered in `receipts`' rooms (once).
+    pub fn set_receipts(&self, receipts: Arc<Receipts>) {
+        let _ = self.receipts.set(receipts);
+    }
+
+    fn note_delivered(&self, room: &RoomName, e: &RoomEvent) {
+        if let Some(receipts) = self.receipts.get()
+            && receipts.covers(room)
+        {
+            receipts.delivered_event(room, e.offset, &e.id);
+        }
+    }
+
+    /// Queues a `join` (or `leave`) of `user` to the members of `room` that asked for presence.
+    pub fn presence(&self, room: &RoomName, user: &str, joined: bool) -> usize {
+        let (room_name, user) = (room.as_str().to_owned(), user.to_owned());
+        let frame = if joined {
+            ServerFrame::Join { room: room_name, user }
+        } else {
+            ServerFrame::Leave { room: room_name, user }
+        };
+        self.registry.presence_frame(room, &wire::text(&frame.to_json()))
     }
 
     /// See [`RoomRegistry::on_empty_room`].
@@ -89,14 +121,18 @@ impl Fanout {
         if self.registry.member_count(room) == 0 {
             return 0;
         }
-        let delivered = self.registry.deliver(room, &RoomEvent::new(room, &e, received));
+        let event = RoomEvent::new(room, &e, received);
+        let delivered = self.registry.deliver(room, &event);
+        self.note_delivered(room, &event);
         self.finish_delivery(room, delivered)
     }
 
     /// Delivers one event of the room's sequence; the caller ends it with
     /// [`Self::finish_delivery`] (for a broker that delivers under its own lock).
     pub fn deliver(&self, room: &RoomName, e: &Arc<RoomEvent>) -> Delivered {
-        self.registry.deliver(room, e)
+        let delivered = self.registry.deliver(room, e);
+        self.note_delivered(room, e);
+        delivered
     }
 
     /// Tells members a delivery evicted to resubscribe, counts what was sent, and returns it.
@@ -197,6 +233,9 @@ impl Fanout {
             Some(Body::Disconnect(d)) => {
                 let code = u16::try_from(d.code).unwrap_or(4003);
                 self.disconnect_user(&d.user, code);
+            }
+            Some(Body::Presence(p)) => {
+                self.presence(&room, &p.user, p.joined);
             }
             None => {}
         }

@@ -18,6 +18,8 @@
 //! - Fan-out: [`fanout`], what reaches the node handed to its local members; [`event`]: an
 //!   event as it is shared by every recipient, encoded once per node for each face.
 //! - Write: [`wire`], server frames built once; [`outbox`], a connection's bounded send queue.
+//! - Hear back: [`presence`], who is in which room and online, counting every node;
+//!   [`events`], what the backend hears (stream, webhooks, receipts).
 //! - [`close`]: [`CloseReason`](close::CloseReason), every way a connection ends; [`metrics`]:
 //!   every exported metric, per node.
 
@@ -39,7 +41,9 @@ pub mod rooms;
 pub mod api;
 pub mod broker;
 
+pub mod events;
 pub mod fanout;
+pub mod presence;
 
 pub mod outbox;
 pub mod wire;

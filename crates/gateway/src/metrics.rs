@@ -51,6 +51,14 @@ pub const GAP_REPAIRS: &str = "roomcast_gap_repairs_total";
 pub const RESUBSCRIBES: &str = "roomcast_resubscribes_total";
 /// 1 while the node's broker is ready (in Redis mode: its subscriber connection is up), else 0.
 pub const BROKER_UP: &str = "roomcast_broker_up";
+/// Events for the backend this node wrote to its sinks, by `type`.
+pub const BACKEND_EVENTS: &str = "roomcast_backend_events_total";
+/// Events for the backend dropped because a bounded queue was full, by `queue`.
+pub const BACKEND_EVENTS_DROPPED: &str = "roomcast_backend_events_dropped_total";
+/// Webhook POSTs, by `result` (`ok`, `failed`).
+pub const WEBHOOK_POSTS: &str = "roomcast_webhook_posts_total";
+/// Events waiting for the webhook (on the node relaying them).
+pub const WEBHOOK_BACKLOG: &str = "roomcast_webhook_backlog";
 
 /// Every metric above, for dashboards and alerts to be checked against.
 pub const ALL: &[&str] = &[
@@ -72,12 +80,24 @@ pub const ALL: &[&str] = &[
     GAP_REPAIRS,
     RESUBSCRIBES,
     BROKER_UP,
+    BACKEND_EVENTS,
+    BACKEND_EVENTS_DROPPED,
+    WEBHOOK_POSTS,
+    WEBHOOK_BACKLOG,
 ];
 
 /// Values of `roomcast_auth_failures_total{reason}`.
 pub const AUTH_FAILURE_REASONS: &[&str] = &["expired", "invalid", "refresh_other_identity"];
 /// Values of `roomcast_commands_total{command}`; `invalid` counts frames that did not parse.
-pub const COMMAND_NAMES: &[&str] = &["auth", "subscribe", "unsubscribe", "emit", "refresh", "ping", "invalid"];
+pub const COMMAND_NAMES: &[&str] =
+    &["auth", "subscribe", "unsubscribe", "emit", "refresh", "ping", "presence", "presence_stats", "ack", "invalid"];
+/// Values of `roomcast_backend_events_total{type}`.
+pub const BACKEND_EVENT_TYPES: &[&str] =
+    &["user_online", "user_offline", "subscribed", "unsubscribed", "emit", "delivered"];
+/// Values of `roomcast_backend_events_dropped_total{queue}`.
+pub const BACKEND_EVENT_QUEUES: &[&str] = &["node", "webhook"];
+/// Values of `roomcast_webhook_posts_total{result}`.
+pub const WEBHOOK_RESULTS: &[&str] = &["ok", "failed"];
 /// Values of `roomcast_events_fanned_out_total{kind}`.
 pub const FANOUT_KINDS: &[&str] = &["event", "emit"];
 /// Values of `roomcast_events_recovered_total{why}`.
@@ -130,6 +150,10 @@ pub struct Metrics {
     gap_repairs: Labelled,
     resubscribes: Counter,
     broker_up: Gauge,
+    backend_events: Labelled,
+    backend_events_dropped: Labelled,
+    webhook_posts: Labelled,
+    webhook_backlog: Gauge,
 }
 
 /// Registers and describes series on one recorder.
@@ -236,12 +260,46 @@ impl Metrics {
             resubscribes: r
                 .counter(RESUBSCRIBES, "Members told left: resubscribe because continuity could not be kept."),
             broker_up: r.gauge(BROKER_UP, "1 while the broker (Redis) connection is up, else 0."),
+            backend_events: r.labelled(
+                BACKEND_EVENTS,
+                "type",
+                BACKEND_EVENT_TYPES,
+                "Events for the backend written by this node, by type.",
+            ),
+            backend_events_dropped: r.labelled(
+                BACKEND_EVENTS_DROPPED,
+                "queue",
+                BACKEND_EVENT_QUEUES,
+                "Events for the backend dropped because a bounded queue was full, by queue.",
+            ),
+            webhook_posts: r.labelled(WEBHOOK_POSTS, "result", WEBHOOK_RESULTS, "Webhook POSTs, by result."),
+            webhook_backlog: r.gauge(WEBHOOK_BACKLOG, "Events waiting for the webhook, on the node relaying them."),
             handle,
         };
         // Publishes the descriptions and creates the (empty) histogram, so the first scrape
         // already shows every series.
         metrics.handle.run_upkeep();
         metrics
+    }
+
+    /// `events` backend events of `kind` were written.
+    pub fn backend_events(&self, kind: &'static str, events: usize) {
+        self.backend_events.get(kind).increment(events as u64);
+    }
+
+    /// `events` backend events were dropped from `queue` (full).
+    pub fn backend_events_dropped(&self, queue: &'static str, events: usize) {
+        self.backend_events_dropped.get(queue).increment(events as u64);
+    }
+
+    /// A webhook POST ended with `result`.
+    pub fn webhook_post(&self, result: &'static str) {
+        self.webhook_posts.get(result).increment(1);
+    }
+
+    /// Events waiting for the webhook.
+    pub fn webhook_backlog(&self, events: usize) {
+        self.webhook_backlog.set(events as f64);
     }
 
     /// The text exposition, for `/metrics`.

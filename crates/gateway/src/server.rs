@@ -117,6 +117,9 @@ impl Server {
         // rather than a refused connection; /ws answers 503 meanwhile.
         node.start_draining();
         drain(&node).await;
+        // The closed connections' counts are written, and the node leaves presence at once
+        // rather than after the ttl.
+        node.presence.shutdown().await;
         stop.cancel();
         upkeep.abort();
         if let Some(advertising) = advertising {

@@ -61,6 +61,9 @@ pub enum ClientFrame {
         /// Position after which the client wants the room's history.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<Position>,
+        /// Whether the client wants `join` and `leave` frames for the room (presence rooms).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        presence: bool,
     },
     /// Leaves a room.
     Unsubscribe {
@@ -90,6 +93,32 @@ pub enum ClientFrame {
         id: Option<u64>,
         /// The new connection token; its `sub` must equal the current one.
         token: String,
+    },
+    /// Asks who is in a room the client has joined (a presence room).
+    Presence {
+        /// Command id, repeated in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The room.
+        room: String,
+    },
+    /// Asks how many users and connections are in a room, without the list.
+    PresenceStats {
+        /// Command id, repeated in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The room.
+        room: String,
+    },
+    /// Acknowledges the events of a room up to an offset (delivery receipts).
+    Ack {
+        /// Command id; when present, the ack is answered with `ok`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The room.
+        room: String,
+        /// Offset of the last event received.
+        offset: u64,
     },
     /// Asks for a `pong`.
     Ping {
@@ -152,6 +181,10 @@ pub struct FlatFields {
     event: Option<String>,
     #[serde(default)]
     data: Option<Box<RawValue>>,
+    #[serde(default)]
+    presence: Option<bool>,
+    #[serde(default)]
+    offset: Option<u64>,
 }
 
 impl TryFrom<FlatClientFrame> for ClientFrame {
@@ -162,9 +195,13 @@ impl TryFrom<FlatClientFrame> for ClientFrame {
         let need = |field: Option<String>, name: &str| field.ok_or_else(|| format!("{kind} needs a string \"{name}\""));
         Ok(match kind.as_str() {
             "auth" => ClientFrame::Auth { token: need(f.token, "token")? },
-            "subscribe" => {
-                ClientFrame::Subscribe { id: f.id, room: need(f.room, "room")?, token: f.token, since: f.since }
-            }
+            "subscribe" => ClientFrame::Subscribe {
+                id: f.id,
+                room: need(f.room, "room")?,
+                token: f.token,
+                since: f.since,
+                presence: f.presence.unwrap_or(false),
+            },
             "unsubscribe" => ClientFrame::Unsubscribe { id: f.id, room: need(f.room, "room")? },
             "emit" => ClientFrame::Emit {
                 id: f.id,
@@ -173,6 +210,13 @@ impl TryFrom<FlatClientFrame> for ClientFrame {
                 data: f.data,
             },
             "refresh" => ClientFrame::Refresh { id: f.id, token: need(f.token, "token")? },
+            "presence" => ClientFrame::Presence { id: f.id, room: need(f.room, "room")? },
+            "presence_stats" => ClientFrame::PresenceStats { id: f.id, room: need(f.room, "room")? },
+            "ack" => ClientFrame::Ack {
+                id: f.id,
+                room: need(f.room, "room")?,
+                offset: f.offset.ok_or_else(|| format!("{kind} needs an unsigned integer \"offset\""))?,
+            },
             "ping" => ClientFrame::Ping { id: f.id },
             other => return Err(format!("unknown type {other:?}")),
         })
@@ -301,6 +345,20 @@ pub enum ServerFrame {
         /// Why.
         reason: LeftReason,
     },
+    /// A user's first connection entered a presence room the client asked presence of.
+    Join {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+    },
+    /// A user's last connection left a presence room the client asked presence of.
+    Leave {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+    },
     /// Reply to `ping`.
     Pong {
         /// The ping's id.
@@ -330,6 +388,22 @@ pub struct OkReply {
     /// The new token expiry, Unix seconds (refresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The users in the room and their connections, counting every node (presence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<BTreeMap<String, PresenceEntry>>,
+    /// Number of users in the room (presence_stats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// Number of connections in the room (presence_stats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+}
+
+/// One user's place in a room's presence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    /// The user's connections in the room, on every node.
+    pub connections: u64,
 }
 
 /// Borrowed form of a published `event` frame, for encoding without copies.
@@ -401,7 +475,7 @@ mod tests {
             r#"{"type":"subscribe","id":1,"room":"dialog:42","since":{"offset":17,"epoch":"e"},"extra":1}"#,
         )
         .unwrap();
-        let ClientFrame::Subscribe { id, room, since, token } = f else { panic!("{f:?}") };
+        let ClientFrame::Subscribe { id, room, since, token, .. } = f else { panic!("{f:?}") };
         assert_eq!((id, room.as_str(), token), (Some(1), "dialog:42", None));
         assert_eq!(since, Some(Position { offset: 17, epoch: "e".into() }));
 

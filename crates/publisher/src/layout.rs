@@ -26,6 +26,16 @@ pub fn members_key(channel: &str) -> String {
     format!("{{{channel}}}:members")
 }
 
+/// The hash of the room's presence: `<user> <node>` → that node's connections of the user.
+pub fn presence_key(channel: &str) -> String {
+    format!("{{{channel}}}:presence")
+}
+
+/// The hash of the room's users present: user → number of nodes with a connection of theirs.
+pub fn presence_users_key(channel: &str) -> String {
+    format!("{{{channel}}}:presence:users")
+}
+
 /// Checks a channel prefix: braces would break the hash tags.
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.contains(['{', '}']) || prefix.chars().any(char::is_whitespace) {

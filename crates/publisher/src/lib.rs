@@ -33,6 +33,7 @@
 //! - Publish: [`Event`] and [`Published`] (`event.rs`); message ids and epochs (`ids.rs`);
 //!   [`Retention`], history size and age and the dedup window (`retention.rs`).
 //! - In Redis: [`layout`], channel and key names; `scripts.rs`, the Lua scripts.
+//! - Presence: [`presence`], online status, room presence, node liveness and the event stream.
 //! - [`Error`]: what a caller can branch on (`error.rs`).
 
 mod error;
@@ -40,6 +41,7 @@ mod event;
 mod history;
 mod ids;
 pub mod layout;
+pub mod presence;
 mod publisher;
 mod retention;
 mod scripts;

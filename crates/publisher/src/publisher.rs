@@ -262,7 +262,7 @@ impl Publisher {
         self.query(redis::cmd(self.publish_command).arg(channel).arg(envelope)).await
     }
 
-    fn envelope(&self, room: &RoomName, body: Body) -> Vec<u8> {
+    pub(crate) fn envelope(&self, room: &RoomName, body: Body) -> Vec<u8> {
         Envelope {
             room: room.to_string(),
             origin: self.origin.to_string(),
@@ -273,7 +273,7 @@ impl Publisher {
         .encode_to_vec()
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Error> {
         let once = || async {
             match &self.conn {
                 Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
@@ -283,11 +283,22 @@ impl Publisher {
         Ok(retry_once_if_dropped(once).await?)
     }
 
-    async fn invoke<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, Error> {
+    pub(crate) async fn invoke<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, Error> {
         let once = || async {
             match &self.conn {
                 Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
                 Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+            }
+        };
+        Ok(retry_once_if_dropped(once).await?)
+    }
+
+    /// Runs `pipe` (whose keys share one slot in a cluster) in one round trip.
+    pub(crate) async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, Error> {
+        let once = || async {
+            match &self.conn {
+                Conn::Single(c) => pipe.query_async(&mut c.clone()).await,
+                Conn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
             }
         };
         Ok(retry_once_if_dropped(once).await?)

@@ -156,6 +156,14 @@ impl Broker {
         })
     }
 
+    /// The shared Redis, in Redis mode.
+    pub fn publisher(&self) -> Option<&roomcast_publisher::Publisher> {
+        match self {
+            Broker::Embedded(_) => None,
+            Broker::Redis(b) => Some(b.publisher()),
+        }
+    }
+
     /// `embedded`, `redis` or `redis-cluster`, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

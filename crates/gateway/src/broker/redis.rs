@@ -52,6 +52,11 @@ impl RedisBroker {
         Ok(Self { publisher, subscriber, fanout })
     }
 
+    /// The publisher nodes share with backends.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
     /// Whether this is a Redis Cluster (sharded pub/sub).
     pub fn is_cluster(&self) -> bool {
         self.publisher.publish_command() == "SPUBLISH"

@@ -4,12 +4,14 @@
 //! environment. A missing, malformed, unknown or contradictory setting stops start-up with one
 //! [`ConfigError`] line that names it.
 
+mod presence;
 mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use presence::{EventsConfig, PresenceConfig, RoomPrefixes};
 use roomcast_publisher::{Retention, layout};
 use values::Settings;
 pub use values::parse_duration;
@@ -137,6 +139,10 @@ pub struct Config {
     /// Browser origins allowed to open a WebSocket; others get 403 before the upgrade.
     /// Requests without `Origin` (non-browser clients) are always allowed. Default: any origin.
     pub allowed_origins: AllowedOrigins,
+    /// Presence in rooms and online status.
+    pub presence: PresenceConfig,
+    /// Events to the backend (stream, webhooks) and delivery receipts.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -176,6 +182,8 @@ impl Config {
             drain_window: Duration::from_secs(10),
             log_format: LogFormat::Text,
             allowed_origins: AllowedOrigins::any(),
+            presence: PresenceConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 
@@ -277,6 +285,9 @@ impl Config {
         if let Some(entries) = s.get::<Vec<String>>("allowed_origins")? {
             c.allowed_origins = AllowedOrigins::parse(&entries).map_err(|m| s.error("allowed_origins", &m))?;
         }
+        presence::load_presence(&mut s, &mut c.presence)?;
+        let redis = !matches!(c.broker, BrokerConfig::Embedded);
+        presence::load_events(&mut s, &mut c.events, redis)?;
         s.finish()?;
         c.check(&s)?;
         Ok(c)

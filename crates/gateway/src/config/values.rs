@@ -153,7 +153,17 @@ macro_rules! number_setting {
         }
     )*};
 }
-number_setting!(u32, usize, f64);
+number_setting!(u32, u64, usize, f64);
+
+impl SettingValue for bool {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "true" | "1" | "on" | "yes" => Ok(true),
+            "false" | "0" | "off" | "no" => Ok(false),
+            other => Err(format!("expected true or false, got {other:?}")),
+        }
+    }
+}
 
 impl SettingValue for Vec<String> {
     fn from_text(text: &str) -> Result<Self, String> {

@@ -13,6 +13,7 @@
 //! - `reader.rs`: client frames; `session.rs`: client commands; `writer.rs`: the socket's writes.
 //! - `lifetime.rs`: the guard that ends a connection.
 
+mod hear;
 pub mod lifetime;
 pub mod reader;
 pub mod session;

@@ -19,19 +19,21 @@ use crate::ratelimit::TokenBucket;
 use crate::rooms::Member;
 use crate::wire;
 
+use super::hear;
+
 /// An `error` reply to a command, before it is sent.
-struct Refusal {
+pub(super) struct Refusal {
     code: ErrorCode,
     message: String,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 
     /// A broker failure, as the client sees it: `internal`, without the node's internals.
-    fn broker(e: &BrokerError) -> Self {
+    pub(super) fn broker(e: &BrokerError) -> Self {
         let message = match e {
             BrokerError::Unavailable(_) => "the node cannot reach its broker; retry after a backoff",
             BrokerError::Refused(_) | BrokerError::Internal(_) => "the node's broker failed; retry after a backoff",
@@ -40,7 +42,7 @@ impl Refusal {
     }
 }
 
-type Reply = Result<Option<OkReply>, Refusal>;
+pub(super) type Reply = Result<Option<OkReply>, Refusal>;
 
 /// How a face answers commands: `/ws` queues JSON frames; Socket.IO acks the event that asked.
 pub trait Replies: Send + Sync + std::fmt::Debug {
@@ -144,7 +146,9 @@ impl Session {
                 self.send(&ServerFrame::Error { id, code: ErrorCode::BadRequest, message });
                 return Ok(());
             }
-            ClientFrame::Subscribe { room, token, since, .. } => self.subscribe(id, &room, token, since).await,
+            ClientFrame::Subscribe { room, token, since, presence, .. } => {
+                self.subscribe(id, &room, token, since, presence).await
+            }
             ClientFrame::Unsubscribe { room, .. } => self.unsubscribe(&room),
             ClientFrame::Emit { room, event, data, .. } => self.emit(id, &room, &event, data).await,
             ClientFrame::Refresh { token, .. } => self.refresh(id, &token)?,
@@ -152,6 +156,12 @@ impl Session {
                 self.send(&ServerFrame::Pong { id });
                 return Ok(());
             }
+            ClientFrame::Presence { room, .. } => hear::presence(&self.node, &self.member, &room, false).await,
+            ClientFrame::PresenceStats { room, .. } => hear::presence(&self.node, &self.member, &room, true).await,
+            ClientFrame::Ack { room, offset, .. } => hear::ack(&self.node, &self.member, &room, offset).map(|()| {
+                // Only an ack with an id is acknowledged.
+                id.map(|_| OkReply::default())
+            }),
         };
         match reply {
             Ok(Some(ok)) => self.send(&ServerFrame::Ok(OkReply { id, ..ok })),
@@ -168,8 +178,15 @@ impl Session {
         room: &str,
         token: Option<String>,
         since: Option<Position>,
+        presence: bool,
     ) -> Reply {
         let room = RoomName::parse(room).map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))?;
+        if presence && !self.node.presence.keeps(&room) {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!("presence is not kept for {room} (see presence_rooms)"),
+            ));
+        }
         let registry = &self.node.registry;
         let already = registry.is_in(self.member.id, &room);
         if !already && registry.rooms_joined(self.member.id) >= self.node.config.max_rooms_per_connection {
@@ -218,12 +235,17 @@ impl Session {
                 offset: Some(reply.position.offset),
                 epoch: Some(reply.position.epoch.clone()),
                 recovered: reply.recovered,
-                expires_at: None,
+                ..OkReply::default()
             };
             replies.reply(&member, &ServerFrame::Ok(ok));
         });
         match joined.await {
-            Ok(JoinOutcome::Joined) => Ok(None),
+            Ok(JoinOutcome::Joined) => {
+                if presence {
+                    registry.watch_presence(&room, self.member.id);
+                }
+                Ok(None)
+            }
             Ok(JoinOutcome::NotMember) => Err(Refusal::new(
                 ErrorCode::Forbidden,
                 format!("{user} is not a member of {room} and gave no subscription token"),
@@ -252,7 +274,9 @@ impl Session {
     }
 
     async fn emit(&mut self, id: Option<u64>, room: &str, event: &str, data: Option<Box<RawValue>>) -> Reply {
-        if !self.node.config.emit_events.iter().any(|e| e == event) {
+        let relayed = self.node.config.emit_events.iter().any(|e| e == event);
+        let reported = crate::events::reports_emit(&self.node.config.events, event);
+        if !relayed && !reported {
             return Err(Refusal::new(ErrorCode::Forbidden, format!("event {event:?} may not be emitted by clients")));
         }
         let room = RoomName::parse(room).map_err(|e| Refusal::new(ErrorCode::BadRequest, e.to_string()))?;
@@ -263,7 +287,13 @@ impl Session {
             return Err(Refusal::new(ErrorCode::RateLimited, "emit rate limit reached; slow down"));
         }
         let data: &RawValue = data.as_deref().unwrap_or(RawValue::NULL);
-        self.node.broker.emit(&room, event, data, &self.member.user).await.map_err(|e| Refusal::broker(&e))?;
+        if reported {
+            let report = crate::events::BackendEvent::emit(room.as_str(), &self.member.user, event, data);
+            self.node.events.send(report);
+        }
+        if relayed {
+            self.node.broker.emit(&room, event, data, &self.member.user).await.map_err(|e| Refusal::broker(&e))?;
+        }
         // Only an emit with an id is acknowledged.
         Ok(id.map(|_| OkReply::default()))
     }
@@ -326,5 +356,8 @@ fn command_id(frame: &ClientFrame) -> (Option<u64>, &'static str) {
         ClientFrame::Emit { id, .. } => (*id, "emit"),
         ClientFrame::Refresh { id, .. } => (*id, "refresh"),
         ClientFrame::Ping { id } => (*id, "ping"),
+        ClientFrame::Presence { id, .. } => (*id, "presence"),
+        ClientFrame::PresenceStats { id, .. } => (*id, "presence_stats"),
+        ClientFrame::Ack { id, .. } => (*id, "ack"),
     }
 }

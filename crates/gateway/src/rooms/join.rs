@@ -60,7 +60,14 @@ impl RoomRegistry {
     ) -> Option<(R, Delivered)> {
         let mut out = Delivered::default();
         let mut shard = self.room_shard(room);
-        let result = shard.get_mut(room)?.finish_join(conn, at, then, &mut out)?;
+        let entry = shard.get_mut(room)?;
+        let member = entry.members.get(&conn).filter(|m| !m.is_positioned()).map(|m| Arc::clone(&m.member));
+        let result = entry.finish_join(conn, at, then, &mut out)?;
+        // A first join that finished is in the room from now on; one evicted at once (its
+        // epoch broke) enters here and leaves in `after_delivery`, which tells every eviction.
+        if let (Some(member), Some(hook)) = (member, self.membership()) {
+            hook.entered(room, &member);
+        }
         self.after_delivery(&mut shard, room, &out);
         Some((result, out))
     }

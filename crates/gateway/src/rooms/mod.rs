@@ -46,6 +46,20 @@ pub type EmptyRoomHook = Box<dyn Fn(&RoomName) + Send + Sync>;
 /// Called (without blocking) when a room starts holding events because of a gap after `Cursor`.
 pub type GapHook = Box<dyn Fn(&RoomName, &Cursor) + Send + Sync>;
 
+/// Told (without blocking, under the registry's locks) of every connection that registers and
+/// unregisters, and of every room a connection is in: from the end of its first join (a
+/// refused or abandoned join is never in) to whatever takes it out.
+pub trait MembershipHook: Send + Sync {
+    /// `member` registered.
+    fn registered(&self, member: &Member);
+    /// `member` unregistered (after it left every room).
+    fn unregistered(&self, member: &Member);
+    /// `member` is in `room`.
+    fn entered(&self, room: &RoomName, member: &Member);
+    /// `member` is out of `room`.
+    fn exited(&self, room: &RoomName, member: &Member);
+}
+
 /// A registered connection and the rooms it is in.
 #[derive(Debug)]
 struct Joined {
@@ -61,6 +75,8 @@ pub struct RoomRegistry {
     hasher: RandomState,
     on_empty: OnceLock<EmptyRoomHook>,
     on_gap: OnceLock<GapHook>,
+    // Weak: the hook's owner (presence) reaches the registry through fan-out.
+    membership: OnceLock<std::sync::Weak<dyn MembershipHook>>,
     metrics: Arc<Metrics>,
 }
 
@@ -99,6 +115,7 @@ impl RoomRegistry {
             hasher: RandomState::new(),
             on_empty: OnceLock::new(),
             on_gap: OnceLock::new(),
+            membership: OnceLock::new(),
             metrics,
         })
     }
@@ -115,6 +132,15 @@ impl RoomRegistry {
         let _ = self.on_gap.set(hook);
     }
 
+    /// Sets the hook told of memberships (once; later calls are ignored).
+    pub fn on_membership(&self, hook: std::sync::Weak<dyn MembershipHook>) {
+        let _ = self.membership.set(hook);
+    }
+
+    fn membership(&self) -> Option<Arc<dyn MembershipHook>> {
+        self.membership.get()?.upgrade()
+    }
+
     fn room_shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, Room>> {
         lock(&self.rooms[self.hasher.hash_one(room) as usize % SHARDS])
     }
@@ -127,6 +153,9 @@ impl RoomRegistry {
     /// [`Registration`] is dropped.
     pub fn register(self: &Arc<Self>, member: Arc<Member>) -> Registration {
         let conn = member.id;
+        if let Some(hook) = self.membership() {
+            hook.registered(&member);
+        }
         self.connection_shard(conn).insert(conn, Joined { member, rooms: HashSet::new() });
         Registration { registry: Arc::clone(self), conn }
     }
@@ -135,14 +164,21 @@ impl RoomRegistry {
     /// connection gone and adds nothing.
     fn unregister(&self, conn: ConnId) {
         let Some(joined) = self.connection_shard(conn).remove(&conn) else { return };
+        let hook = self.membership();
         for room in joined.rooms {
             let mut shard = self.room_shard(&room);
             if let Some(entry) = shard.get_mut(&room)
-                && entry.members.remove(&conn).is_some()
+                && let Some(m) = entry.members.remove(&conn)
             {
+                if let Some(hook) = hook.as_ref().filter(|_| m.is_positioned()) {
+                    hook.exited(&room, &joined.member);
+                }
                 self.metrics.subscription_removed();
                 self.drop_if_empty(&mut shard, &room);
             }
+        }
+        if let Some(hook) = hook {
+            hook.unregistered(&joined.member);
         }
     }
 
@@ -173,8 +209,11 @@ impl RoomRegistry {
     pub fn leave(&self, room: &RoomName, conn: ConnId) -> bool {
         let mut shard = self.room_shard(room);
         let Some(entry) = shard.get_mut(room) else { return false };
-        if entry.members.remove(&conn).is_none() {
-            return false;
+        let Some(m) = entry.members.remove(&conn) else { return false };
+        if m.is_positioned()
+            && let Some(hook) = self.membership()
+        {
+            hook.exited(room, &m.member);
         }
         self.metrics.subscription_removed();
         self.forget(room, conn);
@@ -192,7 +231,11 @@ impl RoomRegistry {
     /// Accounts for the members a delivery evicted (already out of the room) and removes the
     /// room once empty; called under the room's lock.
     fn after_delivery(&self, shard: &mut HashMap<RoomName, Room>, room: &RoomName, out: &Delivered) {
+        let hook = if out.evicted.is_empty() { None } else { self.membership() };
         for member in &out.evicted {
+            if let Some(hook) = &hook {
+                hook.exited(room, member);
+            }
             self.metrics.subscription_removed();
             self.forget(room, member.id);
         }
@@ -254,6 +297,28 @@ impl RoomRegistry {
     pub fn members(&self, room: &RoomName) -> Vec<Arc<Member>> {
         let shard = self.room_shard(room);
         shard.get(room).map(|e| e.members.values().map(|m| Arc::clone(&m.member)).collect()).unwrap_or_default()
+    }
+
+    /// Makes `conn` get `room`'s `join` / `leave` frames; `false` when it is not in the room.
+    pub fn watch_presence(&self, room: &RoomName, conn: ConnId) -> bool {
+        let mut shard = self.room_shard(room);
+        let Some(m) = shard.get_mut(room).and_then(|e| e.members.get_mut(&conn)) else { return false };
+        m.watching = true;
+        true
+    }
+
+    /// Queues `frame` (a `join` or `leave`) to the members of `room` that asked for them;
+    /// returns how many.
+    pub fn presence_frame(&self, room: &RoomName, frame: &bytes::Bytes) -> usize {
+        let shard = self.room_shard(room);
+        let Some(entry) = shard.get(room) else { return 0 };
+        let now = std::time::Instant::now();
+        let mut sent = 0;
+        for m in entry.members.values().filter(|m| m.watching && m.is_positioned()) {
+            m.member.send(frame.clone(), now);
+            sent += 1;
+        }
+        sent
     }
 
     /// Number of members of `room`.

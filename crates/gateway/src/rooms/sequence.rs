@@ -73,6 +73,15 @@ pub(super) struct Membership {
     epoch: Option<Arc<str>>,
     /// Events held while the member joins.
     held: Option<Vec<Arc<RoomEvent>>>,
+    /// The member asked for `join` / `leave` frames.
+    pub(super) watching: bool,
+}
+
+impl Membership {
+    /// Whether a join of the member finished (it is in the room, not just joining).
+    pub(super) fn is_positioned(&self) -> bool {
+        self.epoch.is_some()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +108,13 @@ impl Room {
                 false
             }
             Entry::Vacant(slot) => {
-                slot.insert(Membership { member: Arc::clone(member), floor: 0, epoch: None, held: Some(Vec::new()) });
+                slot.insert(Membership {
+                    member: Arc::clone(member),
+                    floor: 0,
+                    epoch: None,
+                    held: Some(Vec::new()),
+                    watching: false,
+                });
                 true
             }
         }

@@ -111,7 +111,9 @@ impl FaceSocket {
                         .refuse(id, &format!("{}: the argument lacks a field of the room template", event.name));
                 };
                 match mapping.command {
-                    Command::Subscribe => ClientFrame::Subscribe { id, room, token: None, since: None },
+                    Command::Subscribe => {
+                        ClientFrame::Subscribe { id, room, token: None, since: None, presence: false }
+                    }
                     Command::Unsubscribe => ClientFrame::Unsubscribe { id, room },
                     Command::Emit => {
                         ClientFrame::Emit { id, room, event: event.name.clone(), data: event.args.into_iter().next() }
@@ -119,7 +121,9 @@ impl FaceSocket {
                 }
             }
             ("roomcast:subscribe", None) => match arg.map(serde_json::from_value::<SubscribeArgs>) {
-                Some(Ok(a)) => ClientFrame::Subscribe { id, room: a.room, token: a.token, since: a.since },
+                Some(Ok(a)) => {
+                    ClientFrame::Subscribe { id, room: a.room, token: a.token, since: a.since, presence: false }
+                }
                 _ => return self.refuse(id, "roomcast:subscribe needs {room, token?, since?}"),
             },
             ("roomcast:unsubscribe", None) => match arg.as_ref().and_then(|a| a.get("room")?.as_str()) {
@@ -189,7 +193,9 @@ impl FaceSocket {
     async fn rejoin(&mut self, room: RoomName, offset: u64, epoch: String, tries: u32) -> Result<(), CloseReason> {
         self.state.rejoining(&room);
         let since = Some(Position { offset, epoch });
-        self.session.execute(ClientFrame::Subscribe { id: None, room: room.to_string(), token: None, since }).await?;
+        self.session
+            .execute(ClientFrame::Subscribe { id: None, room: room.to_string(), token: None, since, presence: false })
+            .await?;
         if !self.session.node().registry.is_in(self.session.member().id, &room) {
             if tries > 1 {
                 let pause = REJOIN_PAUSE * 2u32.pow(REJOIN_TRIES - tries);
