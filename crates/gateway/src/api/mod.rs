@@ -8,79 +8,34 @@
 //! failure 500. Every 5xx is logged once, with its cause.
 //!
 //! # Layout
-//! - `api.rs`: the routes, the API key, reading the body.
+//! - `mod.rs`: the routes, the API key, reading the body.
 //! - `checks.rs`: what each endpoint accepts, as pure functions of the body's bytes.
 //! - `error.rs`: [`ApiError`], the failed request's status and body.
+//! - One file per concern, each a handler that reads the body, checks it and calls the broker:
+//!   `publish.rs` (`/api/publish`), `members.rs` (`/api/members`, `/api/disconnect`).
 
 pub mod checks;
 mod error;
+mod members;
+mod publish;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use roomcast_proto::api::{DisconnectResponse, MembersResponse, PublishResponse};
-use serde_json::value::RawValue;
 
 pub use error::ApiError;
 
-use crate::broker::Publish;
 use crate::node::Node;
 
 /// The API's routes.
 pub fn routes() -> axum::Router<Arc<Node>> {
     axum::Router::new()
-        .route("/api/publish", post(publish))
-        .route("/api/members", post(members))
-        .route("/api/disconnect", post(disconnect))
-}
-
-async fn publish(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<PublishResponse>, ApiError> {
-    let bytes = read_body(&node, &headers, body).await?;
-    let checks::Publish { room, body: req } = checks::publish(&bytes, node.config.max_json_depth)?;
-    let data: &RawValue = req.data.as_deref().unwrap_or(RawValue::NULL);
-    let published = node
-        .broker
-        .publish(Publish {
-            room: &room,
-            event: &req.event,
-            data,
-            id: req.id.as_deref(),
-            exclude_user: req.exclude_user.as_deref(),
-        })
-        .await?;
-    node.metrics.event_published();
-    Ok(Json(PublishResponse { offset: published.offset, epoch: published.epoch, id: published.id }))
-}
-
-async fn members(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<MembersResponse>, ApiError> {
-    let bytes = read_body(&node, &headers, body).await?;
-    let checks::Members { room, body: req } = checks::members(&bytes, node.config.max_json_depth)?;
-    let (added, removed) = node.broker.update_members(&room, &req.add, &req.remove).await?;
-    Ok(Json(MembersResponse { added, removed }))
-}
-
-async fn disconnect(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<DisconnectResponse>, ApiError> {
-    let bytes = read_body(&node, &headers, body).await?;
-    let checks::Disconnect { user, code } = checks::disconnect(&bytes, node.config.max_json_depth)?;
-    let closed = node.broker.disconnect_user(&user, code).await?;
-    Ok(Json(DisconnectResponse { closed }))
+        .route("/api/publish", post(publish::publish))
+        .route("/api/members", post(members::members))
+        .route("/api/disconnect", post(members::disconnect))
 }
 
 /// Checks the API key, then reads the body: at most `max_api_body` bytes, within
