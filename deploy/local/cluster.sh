@@ -55,7 +55,7 @@ ensure_installed() {
         $sudo chmod +x "$policy"
     fi
     local status=0
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+    { $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null; } \
         || status=$?
     [ -z "$policy" ] || $sudo rm -f "$policy"
     [ "$status" = 0 ] || die "apt-get install ${missing[*]} failed"

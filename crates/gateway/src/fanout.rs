@@ -59,15 +59,16 @@ impl Fanout {
         }
     }
 
-    /// Queues a `join` (or `leave`) of `user` to the members of `room` that asked for presence.
+    /// Queues a `join` (or `leave`) of `user` to the members of `room` that asked for presence
+    /// (not to `user`'s own).
     pub fn presence(&self, room: &RoomName, user: &str, joined: bool) -> usize {
-        let (room_name, user) = (room.as_str().to_owned(), user.to_owned());
+        let (room_name, name) = (room.as_str().to_owned(), user.to_owned());
         let frame = if joined {
-            ServerFrame::Join { room: room_name, user }
+            ServerFrame::Join { room: room_name, user: name }
         } else {
-            ServerFrame::Leave { room: room_name, user }
+            ServerFrame::Leave { room: room_name, user: name }
         };
-        self.registry.presence_frame(room, &wire::text(&frame.to_json()))
+        self.registry.presence_frame(room, user, &wire::text(&frame.to_json()))
     }
 
     /// See [`RoomRegistry::on_empty_room`].

@@ -82,3 +82,85 @@ pub struct ApiErrorBody {
     /// What was wrong, naming the field.
     pub message: String,
 }
+
+/// Body of `POST /api/presence`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    /// A room with presence (see `presence_rooms`).
+    pub room: String,
+}
+
+/// One user present in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentUser {
+    /// The user's connections in the room, on every node.
+    pub connections: u64,
+}
+
+/// Reply to `POST /api/presence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceResponse {
+    /// The room.
+    pub room: String,
+    /// The users present, by id.
+    pub users: std::collections::BTreeMap<String, PresentUser>,
+}
+
+/// Body of `POST /api/online`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineRequest {
+    /// Users to ask about: 1 to 1000.
+    pub users: Vec<String>,
+}
+
+/// One user's online status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserOnline {
+    /// Whether the user has a connection now, on any node.
+    pub online: bool,
+    /// `online`, `leaving` (no connection, within the offline grace: `user_offline` follows
+    /// unless one comes back) or `offline`: the state events report.
+    pub status: String,
+    /// Connections now, on every node.
+    pub connections: u64,
+    /// When the last connection went (Unix ms), for a user without connections seen before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+}
+
+/// Reply to `POST /api/online`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineResponse {
+    /// Each user asked about, by id.
+    pub users: std::collections::BTreeMap<String, UserOnline>,
+}
+
+/// One live node, in `GET /api/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Node id.
+    pub node: String,
+    /// Its last heartbeat (Unix ms).
+    pub heartbeat_ms: u64,
+    /// Its open connections at that heartbeat.
+    pub connections: u64,
+    /// Rooms with a member on it at that heartbeat.
+    pub rooms: u64,
+    /// Its roomcast version.
+    pub version: String,
+}
+
+/// Reply to `GET /api/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoResponse {
+    /// The node that answered.
+    pub node: String,
+    /// Its version.
+    pub version: String,
+    /// `embedded`, `redis` or `redis-cluster`.
+    pub broker: String,
+    /// Every node alive (heartbeat within `presence_ttl`).
+    pub nodes: Vec<NodeEntry>,
+}

@@ -1,4 +1,5 @@
-//! The publish API: `POST /api/publish`, `/api/members` and `/api/disconnect`.
+//! The backend API: `POST /api/publish`, `/api/members`, `/api/disconnect`, `/api/presence`,
+//! `/api/online` and `GET /api/info`.
 //!
 //! Every request needs `Authorization: Bearer <api key>` (401 otherwise, and always while no
 //! key is configured). A body that is not what the endpoint expects gets 400 with
@@ -12,11 +13,13 @@
 //! - `checks.rs`: what each endpoint accepts, as pure functions of the body's bytes.
 //! - `error.rs`: [`ApiError`], the failed request's status and body.
 //! - One file per concern, each a handler that reads the body, checks it and calls the broker:
-//!   `publish.rs` (`/api/publish`), `members.rs` (`/api/members`, `/api/disconnect`).
+//!   `publish.rs` (`/api/publish`), `members.rs` (`/api/members`, `/api/disconnect`),
+//!   `presence.rs` (`/api/presence`, `/api/online`, `/api/info`).
 
 pub mod checks;
 mod error;
 mod members;
+pub mod presence;
 mod publish;
 
 use std::sync::Arc;
@@ -36,6 +39,9 @@ pub fn routes() -> axum::Router<Arc<Node>> {
         .route("/api/publish", post(publish::publish))
         .route("/api/members", post(members::members))
         .route("/api/disconnect", post(members::disconnect))
+        .route("/api/presence", post(presence::presence))
+        .route("/api/online", post(presence::online))
+        .route("/api/info", axum::routing::get(presence::info))
 }
 
 /// Checks the API key, then reads the body: at most `max_api_body` bytes, within

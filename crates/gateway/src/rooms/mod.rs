@@ -307,14 +307,14 @@ impl RoomRegistry {
         true
     }
 
-    /// Queues `frame` (a `join` or `leave`) to the members of `room` that asked for them;
-    /// returns how many.
-    pub fn presence_frame(&self, room: &RoomName, frame: &bytes::Bytes) -> usize {
+    /// Queues `frame` (a `join` or `leave` of `user`) to the members of `room` that asked for
+    /// them, but `user`'s own (a user's devices are one presence); returns how many.
+    pub fn presence_frame(&self, room: &RoomName, user: &str, frame: &bytes::Bytes) -> usize {
         let shard = self.room_shard(room);
         let Some(entry) = shard.get(room) else { return 0 };
         let now = std::time::Instant::now();
         let mut sent = 0;
-        for m in entry.members.values().filter(|m| m.watching && m.is_positioned()) {
+        for m in entry.members.values().filter(|m| m.watching && m.is_positioned() && *m.member.user != *user) {
             m.member.send(frame.clone(), now);
             sent += 1;
         }

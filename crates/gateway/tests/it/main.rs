@@ -6,10 +6,12 @@
 mod common;
 mod conformance;
 mod ops;
+mod webhook_sink;
 
 mod api_errors;
 mod asymmetric_tokens;
 mod auto_join;
+mod backend_events;
 mod bad_tokens;
 mod connection_limit;
 mod dialog_access;
@@ -33,6 +35,7 @@ mod origin;
 mod outage_recovery;
 mod oversize;
 mod panic_cleanup;
+mod presence;
 mod publish;
 mod recovery;
 mod recovery_under_load;
