@@ -29,6 +29,16 @@ fn frame(opcode: u8, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The payload of a frame built here (past its header: server frames are never masked).
+pub fn payload(frame: &[u8]) -> &[u8] {
+    let head = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.get(head..).unwrap_or_default()
+}
+
 /// A final text frame carrying `payload` (JSON).
 pub fn text(payload: &[u8]) -> Bytes {
     frame(OP_TEXT, payload)
@@ -71,6 +81,9 @@ mod tests {
         let large = text(&vec![b'a'; 70_000]);
         assert_eq!(&large[..2], &[0x81, 127]);
         assert_eq!(u64::from_be_bytes(large[2..10].try_into().unwrap()), 70_000);
+        for frame in [text(b"hi"), medium, large] {
+            assert!(payload(&frame).iter().all(|&b| b == b'a') || payload(&frame) == b"hi");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! JSON bodies of the publish API (`POST /api/publish`, `/api/members`, `/api/disconnect`).
+//! JSON bodies of the backend API (`POST /api/publish`, `/api/broadcast`, `/api/history`,
+//! `/api/members`, `/api/disconnect`, `/api/presence`, `/api/online`, `GET /api/info`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::frames::Position;
 
 /// Body of `POST /api/publish`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,4 +166,74 @@ pub struct InfoResponse {
     pub broker: String,
     /// Every node alive (heartbeat within `presence_ttl`).
     pub nodes: Vec<NodeEntry>,
+}
+
+/// Body of `POST /api/broadcast`: one event into many rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastRequest {
+    /// Rooms to publish to (1 to 1000, each once).
+    pub rooms: Vec<String>,
+    /// Event name, e.g. `unread:updated`.
+    pub event: String,
+    /// Event data (any JSON); `null` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Box<RawValue>>,
+    /// Message id, the same in every room; with it a retried broadcast is delivered once per room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Keep the event from this user's connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_user: Option<String>,
+}
+
+/// Where a broadcast event landed in one of its rooms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastEntry {
+    /// The room.
+    pub room: String,
+    /// The event's offset in this room.
+    pub offset: u64,
+    /// This room's epoch.
+    pub epoch: String,
+}
+
+/// Reply to `POST /api/broadcast`: each room's offset, in the order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastResponse {
+    /// The message id, the same in every room.
+    pub id: String,
+    /// One entry per room, in the order of the request.
+    pub rooms: Vec<BroadcastEntry>,
+}
+
+/// Body of `POST /api/history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// The room.
+    pub room: String,
+    /// Only events after this position; without it, the room's latest events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Position>,
+    /// Most events to return, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// Reply to `POST /api/history`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    /// The room's last offset (0 before its first event).
+    pub offset: u64,
+    /// The room's epoch (empty while the room has none).
+    pub epoch: String,
+    /// With `since`: whether the events start right after it, in its epoch, with nothing
+    /// missing before them (false: history no longer reaches back there, or the epoch changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    /// Whether kept events follow the last one returned (ask again with it as `since`).
+    pub more: bool,
+    /// The events, oldest first, each the `event` frame clients get.
+    pub events: Vec<Box<RawValue>>,
 }

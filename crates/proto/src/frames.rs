@@ -119,6 +119,9 @@ pub enum ClientFrame {
         room: String,
         /// Offset of the last event received.
         offset: u64,
+        /// The epoch that offset belongs to; an ack from another epoch is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
     },
     /// Asks for a `pong`.
     Ping {
@@ -185,6 +188,8 @@ pub struct FlatFields {
     presence: Option<bool>,
     #[serde(default)]
     offset: Option<u64>,
+    #[serde(default)]
+    epoch: Option<String>,
 }
 
 impl TryFrom<FlatClientFrame> for ClientFrame {
@@ -216,6 +221,7 @@ impl TryFrom<FlatClientFrame> for ClientFrame {
                 id: f.id,
                 room: need(f.room, "room")?,
                 offset: f.offset.ok_or_else(|| format!("{kind} needs an unsigned integer \"offset\""))?,
+                epoch: f.epoch,
             },
             "ping" => ClientFrame::Ping { id: f.id },
             other => return Err(format!("unknown type {other:?}")),

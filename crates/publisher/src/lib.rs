@@ -31,26 +31,32 @@
 //! - Join: member sets and [`History`], a room's position and recent events read by a joining
 //!   node (`history.rs`).
 //! - Publish: [`Event`] and [`Published`] (`event.rs`); message ids and epochs (`ids.rs`);
-//!   [`Retention`], history size and age and the dedup window (`retention.rs`).
+//!   [`Retention`], history size and age and the dedup window (`retention.rs`);
+//!   [`Publisher::broadcast`], one event into many rooms (`broadcast.rs`).
+//! - Read back: [`Publisher::history_page`], a page of a room's history (`page.rs`).
 //! - In Redis: [`layout`], channel and key names; `scripts.rs`, the Lua scripts.
 //! - Presence: [`presence`], online status, room presence, node liveness and the event stream.
 //! - [`Error`]: what a caller can branch on (`error.rs`).
 
+mod broadcast;
 mod error;
 mod event;
 mod history;
 mod ids;
 pub mod layout;
+mod page;
 pub mod presence;
 mod publisher;
 mod retention;
 mod scripts;
 mod target;
 
+pub use broadcast::MAX_BROADCAST_ROOMS;
 pub use error::Error;
 pub use event::{Event, Published};
 pub use history::History;
 pub use ids::{new_epoch, new_message_id};
+pub use page::MAX_HISTORY_PAGE;
 pub use publisher::Publisher;
 pub use retention::Retention;
 pub use target::{Target, resp3_url};

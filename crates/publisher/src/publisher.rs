@@ -20,6 +20,14 @@ use crate::ids::{new_epoch, new_message_id};
 use crate::target::{Target, resp3_url};
 use crate::{Error, Event, History, Published, Retention, layout, scripts};
 
+/// The event's name and data, checked: what every publish of it needs first.
+pub(crate) fn checked_data<'e>(event: &'e Event<'_>) -> Result<&'e [u8], Error> {
+    if event.event.is_empty() {
+        return Err(Error::InvalidArgument("event name is empty".into()));
+    }
+    event.data.as_deref().map_err(|e| Error::InvalidArgument(e.clone()))
+}
+
 /// How long one Redis call may take before it fails as [`Error::Unavailable`].
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -116,27 +124,37 @@ impl Publisher {
     /// window is not published again: the result names the first offset, with `duplicate` set.
     pub async fn publish(&self, event: Event<'_>) -> Result<Published, Error> {
         let room = RoomName::parse(event.room)?;
-        if event.event.is_empty() {
-            return Err(Error::InvalidArgument("event name is empty".into()));
-        }
-        let data = event.data.map_err(Error::InvalidArgument)?;
+        let data = checked_data(&event)?;
         // Only a caller's id is remembered: a made-up one can never come again.
         let dedup = event.id.is_some();
         let id = event.id.map_or_else(new_message_id, str::to_owned);
+        self.publish_checked(&room, &event, data, &id, dedup).await
+    }
+
+    /// Publishes `event` (its name and `data` already checked) into `room` with the message id
+    /// `id`, remembered for the dedup window when `dedup`.
+    pub(crate) async fn publish_checked(
+        &self,
+        room: &RoomName,
+        event: &Event<'_>,
+        data: &[u8],
+        id: &str,
+        dedup: bool,
+    ) -> Result<Published, Error> {
         let channel = layout::channel(&self.prefix, room.as_str());
         let envelope = self.envelope(
-            &room,
+            room,
             Body::Event(envelope::Event {
                 event: event.event.to_owned(),
-                data: data.into(),
-                id: id.clone(),
+                data: data.to_vec().into(),
+                id: id.to_owned(),
                 exclude_user: event.exclude_user.unwrap_or_default().to_owned(),
                 published_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
             }),
         );
         let r = &self.retention;
         let mut invocation = self.publish_script.key(layout::position_key(&channel));
-        invocation.key(layout::history_key(&channel)).key(layout::message_id_key(&channel, &id));
+        invocation.key(layout::history_key(&channel)).key(layout::message_id_key(&channel, id));
         invocation
             .arg(self.publish_command)
             .arg(&channel)
@@ -148,7 +166,7 @@ impl Publisher {
             .arg(Retention::millis(r.dedup_window))
             .arg(Retention::millis(r.position_ttl()));
         let (offset, epoch, duplicate): (u64, String, u8) = self.invoke(&invocation).await?;
-        Ok(Published { offset, epoch, id, duplicate: duplicate == 1 })
+        Ok(Published { offset, epoch, id: id.to_owned(), duplicate: duplicate == 1 })
     }
 
     /// Adds and removes users of `room`'s member set; removed users' live subscriptions end on

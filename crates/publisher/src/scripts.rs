@@ -104,3 +104,31 @@ if ARGV[2] ~= '' and ARGV[3] == pos[2] and tonumber(ARGV[2]) < offset then
 end
 return out
 ";
+
+/// Reads a page of a room's history without writing anything (the API's `/api/history`): the
+/// position and, without `since`, the last `limit` events kept, or with it (when in the
+/// current epoch and behind) the first `limit` events after it.
+///
+/// KEYS: position hash, history stream. ARGV: since offset or '', since epoch, most entries.
+/// Returns `{offset, epoch, 1, envelope...}` (the HISTORY reply's shape; epoch '' for a room
+/// without one).
+pub(crate) const HISTORY_PAGE: &str = r"
+local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch')
+if not pos[2] then
+  return {0, '', 1}
+end
+local offset = tonumber(pos[1]) or 0
+local out = {offset, pos[2], 1}
+if ARGV[1] == '' then
+  local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[3])
+  for i = #entries, 1, -1 do
+    out[#out + 1] = entries[i][2][2]
+  end
+elseif ARGV[2] == pos[2] and tonumber(ARGV[1]) < offset then
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[3])
+  for _, entry in ipairs(entries) do
+    out[#out + 1] = entry[2][2]
+  end
+end
+return out
+";

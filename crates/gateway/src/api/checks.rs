@@ -6,9 +6,13 @@
 //! `/api/disconnect`'s `user`) are what a token's `sub` may be; event names and message ids are
 //! 1 to 256 bytes.
 
-use roomcast_proto::api::{DisconnectRequest, MembersRequest, PublishRequest};
+use std::collections::HashSet;
+
+use roomcast_proto::api::{BroadcastRequest, DisconnectRequest, HistoryRequest, MembersRequest, PublishRequest};
+use roomcast_proto::frames::Position;
 use roomcast_proto::json::{Object, check_depth};
 use roomcast_proto::{RoomKind, RoomName, check_user_id};
+use roomcast_publisher::{MAX_BROADCAST_ROOMS, MAX_HISTORY_PAGE};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -24,6 +28,29 @@ pub struct Publish {
     /// The body; every field checked.
     pub body: PublishRequest,
 }
+
+/// A checked `/api/broadcast` body.
+#[derive(Debug)]
+pub struct Broadcast {
+    /// The rooms, validated, each once, in the order given.
+    pub rooms: Vec<RoomName>,
+    /// The body; every field checked.
+    pub body: BroadcastRequest,
+}
+
+/// A checked `/api/history` body.
+#[derive(Debug)]
+pub struct History {
+    /// The room, validated.
+    pub room: RoomName,
+    /// Events after this position only.
+    pub since: Option<Position>,
+    /// Most events to return.
+    pub limit: usize,
+}
+
+/// Events `/api/history` returns when the body has no `limit`.
+pub const DEFAULT_HISTORY_LIMIT: usize = 100;
 
 /// A checked `/api/members` body.
 #[derive(Debug)]
@@ -57,6 +84,57 @@ pub fn publish(bytes: &[u8], max_depth: usize) -> Result<Publish, ApiError> {
     Ok(Publish { room, body })
 }
 
+/// Reads and checks a `/api/broadcast` body: 1 to 1000 rooms, none twice, and the fields of a
+/// publish.
+pub fn broadcast(bytes: &[u8], max_depth: usize) -> Result<Broadcast, ApiError> {
+    let body: BroadcastRequest = parse(bytes, max_depth)?;
+    if body.rooms.is_empty() || body.rooms.len() > MAX_BROADCAST_ROOMS {
+        return Err(ApiError::bad_request(format!(
+            "rooms: {} rooms, a broadcast names 1 to {MAX_BROADCAST_ROOMS}",
+            body.rooms.len()
+        )));
+    }
+    let mut seen = HashSet::with_capacity(body.rooms.len());
+    let mut rooms = Vec::with_capacity(body.rooms.len());
+    for (i, room) in body.rooms.iter().enumerate() {
+        let room = RoomName::parse(room).map_err(|e| ApiError::bad_request(format!("rooms[{i}]: {e}")))?;
+        if !seen.insert(room.clone()) {
+            return Err(ApiError::bad_request(format!("rooms[{i}]: {room} is named twice")));
+        }
+        rooms.push(room);
+    }
+    check_name("event", &body.event)?;
+    if let Some(id) = &body.id {
+        check_name("id", id)?;
+    }
+    if let Some(user) = &body.exclude_user {
+        check_user_id(user).map_err(|e| ApiError::bad_request(format!("exclude_user: {e}")))?;
+    }
+    Ok(Broadcast { rooms, body })
+}
+
+/// Reads and checks a `/api/history` body: a room, an optional position, a limit of 1 to 1000.
+pub fn history(bytes: &[u8], max_depth: usize) -> Result<History, ApiError> {
+    let body: HistoryRequest = parse(bytes, max_depth)?;
+    let room = parse_room(&body.room)?;
+    let limit = match body.limit {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_HISTORY_PAGE).contains(n))
+            .ok_or_else(|| ApiError::bad_request(format!("limit: {n} is not 1 to {MAX_HISTORY_PAGE}")))?,
+    };
+    if let Some(since) = &body.since
+        && since.epoch.len() > MAX_NAME_LEN
+    {
+        return Err(ApiError::bad_request(format!(
+            "since.epoch: is {} bytes, the limit is {MAX_NAME_LEN}",
+            since.epoch.len()
+        )));
+    }
+    Ok(History { room, since: body.since, limit })
+}
+
 /// Reads and checks a `/api/members` body.
 pub fn members(bytes: &[u8], max_depth: usize) -> Result<Members, ApiError> {
     let body: MembersRequest = parse(bytes, max_depth)?;
@@ -86,7 +164,7 @@ pub fn disconnect(bytes: &[u8], max_depth: usize) -> Result<Disconnect, ApiError
 }
 
 /// Parses a body: a JSON object, nested at most `max_depth` deep.
-fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
     check_depth(bytes, max_depth)
         .map_err(|e| ApiError::bad_request(format!("body: {e}; the limit is max_json_depth ({max_depth})")))?;
     serde_json::from_slice::<Object<T>>(bytes)

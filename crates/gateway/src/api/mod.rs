@@ -1,5 +1,5 @@
-//! The backend API: `POST /api/publish`, `/api/members`, `/api/disconnect`, `/api/presence`,
-//! `/api/online` and `GET /api/info`.
+//! The backend API: `POST /api/publish`, `/api/broadcast`, `/api/history`, `/api/members`,
+//! `/api/disconnect`, `/api/presence`, `/api/online` and `GET /api/info`.
 //!
 //! Every request needs `Authorization: Bearer <api key>` (401 otherwise, and always while no
 //! key is configured). A body that is not what the endpoint expects gets 400 with
@@ -13,9 +13,10 @@
 //! - `checks.rs`: what each endpoint accepts, as pure functions of the body's bytes.
 //! - `error.rs`: [`ApiError`], the failed request's status and body.
 //! - One file per concern, each a handler that reads the body, checks it and calls the broker:
-//!   `publish.rs` (`/api/publish`), `members.rs` (`/api/members`, `/api/disconnect`),
+//!   `publish.rs` (`/api/publish`), `broadcast.rs` (`/api/broadcast`, `/api/history`), `members.rs` (`/api/members`, `/api/disconnect`),
 //!   `presence.rs` (`/api/presence`, `/api/online`, `/api/info`).
 
+mod broadcast;
 pub mod checks;
 mod error;
 mod members;
@@ -37,6 +38,8 @@ use crate::node::Node;
 pub fn routes() -> axum::Router<Arc<Node>> {
     axum::Router::new()
         .route("/api/publish", post(publish::publish))
+        .route("/api/broadcast", post(broadcast::broadcast))
+        .route("/api/history", post(broadcast::history))
         .route("/api/members", post(members::members))
         .route("/api/disconnect", post(members::disconnect))
         .route("/api/presence", post(presence::presence))

@@ -11,22 +11,13 @@ use axum::http::HeaderMap;
 use roomcast_proto::api::{
     InfoResponse, NodeEntry, OnlineRequest, OnlineResponse, PresenceRequest, PresenceResponse, PresentUser, UserOnline,
 };
-use roomcast_proto::json::{Object, check_depth};
 use roomcast_proto::{RoomName, check_user_id};
 use roomcast_publisher::presence::{MAX_ONLINE_USERS, UserState};
-use serde::de::DeserializeOwned;
 
+use super::checks::parse;
 use super::{ApiError, authorize, read_body};
 use crate::broker::BrokerError;
 use crate::node::Node;
-
-fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
-    check_depth(bytes, max_depth)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}; the limit is max_json_depth ({max_depth})")))?;
-    serde_json::from_slice::<Object<T>>(bytes)
-        .map(|Object(body)| body)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")))
-}
 
 /// Reads and checks a `/api/presence` body: a room that keeps presence.
 pub fn presence_body(bytes: &[u8], node: &Node) -> Result<RoomName, ApiError> {

@@ -17,7 +17,9 @@ use roomcast_publisher::{Retention, new_epoch, new_message_id};
 use serde_json::value::RawValue;
 
 use super::history::RoomHistory;
-use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started};
+use super::{
+    Access, BrokerError, HistoryPage, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started,
+};
 use crate::event::{PublishedEvent, RoomEvent};
 use crate::fanout::Fanout;
 use crate::rooms::{JoinPosition, Member};
@@ -183,6 +185,18 @@ impl EmbeddedBroker {
             Some(_) => (Some(false), Vec::new()),
             None => (None, Vec::new()),
         }
+    }
+
+    pub(super) fn history_page(&self, room: &RoomName, since: Option<&Position>, limit: usize) -> HistoryPage {
+        let now = Instant::now();
+        let mut shard = self.shard(room);
+        let position = Position { offset: shard.get(room).map_or(0, |s| s.offset), epoch: self.epoch.clone() };
+        let events = match (shard.get_mut(room), since) {
+            (None, _) => Vec::new(),
+            (Some(_), Some(since)) if since.epoch != self.epoch => Vec::new(),
+            (Some(state), since) => state.history.page(since.map(|s| s.offset), limit, &self.retention, now),
+        };
+        HistoryPage { position, events }
     }
 
     pub(super) fn emit(&self, room: &RoomName, event: &str, data: &RawValue, from_user: &str) {

@@ -55,6 +55,23 @@ impl RoomHistory {
         (kept.len() == wanted).then_some(kept)
     }
 
+    /// Up to `limit` kept events, oldest first: the latest without `since`, the first ones
+    /// after it with it.
+    pub fn page(
+        &mut self,
+        since: Option<u64>,
+        limit: usize,
+        retention: &Retention,
+        now: Instant,
+    ) -> Vec<Arc<RoomEvent>> {
+        self.expire(retention, now);
+        let kept = self.events.iter().map(|(_, e)| e);
+        match since {
+            None => kept.skip(self.events.len().saturating_sub(limit)).cloned().collect(),
+            Some(since) => kept.filter(|e| e.offset > since).take(limit).cloned().collect(),
+        }
+    }
+
     /// Whether nothing is kept any more.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.ids.is_empty()

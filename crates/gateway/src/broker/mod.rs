@@ -93,6 +93,15 @@ pub struct Publish<'a> {
     pub exclude_user: Option<&'a str>,
 }
 
+/// A page of a room's history, as [`Broker::history_page`] read it.
+#[derive(Debug)]
+pub struct HistoryPage {
+    /// The room's position: its last offset and its epoch (empty when it has none yet).
+    pub position: Position,
+    /// The events, oldest first.
+    pub events: Vec<Arc<RoomEvent>>,
+}
+
 /// A join between its two steps ([`Broker::start_join`], [`Broker::finish_join`]), for a
 /// reply that must be queued in between (`connected`, a Socket.IO CONNECT): the room holds its
 /// events for the member, which will start at `position`, after `recovered` events.
@@ -178,6 +187,42 @@ impl Broker {
         match self {
             Broker::Embedded(b) => Ok(b.publish(p)),
             Broker::Redis(b) => b.publish(p).await,
+        }
+    }
+
+    /// Publishes one event into each of `rooms` (each once), with one message id (`template`'s,
+    /// or one made here), each room giving it its own offset; `template`'s room is not used.
+    /// The rooms are not one atomic step: after a failure midway, retry with the returned
+    /// error's advice and the same id, and rooms that have the event deliver nothing again.
+    pub async fn broadcast(&self, rooms: &[RoomName], template: Publish<'_>) -> Result<Vec<Published>, BrokerError> {
+        match self {
+            Broker::Embedded(b) => {
+                let made;
+                let id = match template.id {
+                    Some(id) => id,
+                    None => {
+                        made = roomcast_publisher::new_message_id();
+                        &made
+                    }
+                };
+                Ok(rooms.iter().map(|room| b.publish(Publish { room, id: Some(id), ..template })).collect())
+            }
+            Broker::Redis(b) => b.broadcast(rooms, template).await,
+        }
+    }
+
+    /// The room's position and up to `limit` kept events, oldest first: the latest without
+    /// `since`, the first ones after it with it (none when `since` is in another epoch).
+    /// Nothing is written.
+    pub async fn history_page(
+        &self,
+        room: &RoomName,
+        since: Option<&Position>,
+        limit: usize,
+    ) -> Result<HistoryPage, BrokerError> {
+        match self {
+            Broker::Embedded(b) => Ok(b.history_page(room, since, limit)),
+            Broker::Redis(b) => b.history_page(room, since, limit).await,
         }
     }
 

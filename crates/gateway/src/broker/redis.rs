@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 
 use super::repair::GapRepair;
 use super::subscriber::Subscriber;
-use super::{Access, BrokerError, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started};
+use super::{
+    Access, BrokerError, HistoryPage, JoinOutcome, JoinReply, PendingJoin, Publish, Published, Since, Started,
+};
 use crate::config::{BrokerConfig, Config};
 use crate::fanout::Fanout;
 use crate::rooms::{JoinPosition, Member};
@@ -76,6 +78,31 @@ impl RedisBroker {
             event = event.exclude_user(user);
         }
         Ok(self.publisher.publish(event).await?)
+    }
+
+    pub(super) async fn broadcast(&self, rooms: &[RoomName], p: Publish<'_>) -> Result<Vec<Published>, BrokerError> {
+        // The publisher parses the rooms again (they arrive as strings): cheap beside the Redis calls.
+        let names: Vec<&str> = rooms.iter().map(RoomName::as_str).collect();
+        let mut event = Event::from_raw(p.room.as_str(), p.event, p.data);
+        if let Some(id) = p.id {
+            event = event.id(id);
+        }
+        if let Some(user) = p.exclude_user {
+            event = event.exclude_user(user);
+        }
+        Ok(self.publisher.broadcast(&names, event).await?)
+    }
+
+    pub(super) async fn history_page(
+        &self,
+        room: &RoomName,
+        since: Option<&Position>,
+        limit: usize,
+    ) -> Result<HistoryPage, BrokerError> {
+        let since = since.map(|p| (p.offset, p.epoch.as_str()));
+        let history = self.publisher.history_page(room, since, limit).await?;
+        let events = self.fanout.room_events(room, &history.events);
+        Ok(HistoryPage { position: Position { offset: history.offset, epoch: history.epoch }, events })
     }
 
     pub(super) async fn join(

@@ -46,7 +46,7 @@ pub(super) async fn presence(node: &Node, member: &Member, room: &str, stats: bo
 }
 
 /// The member received `room`'s events up to `offset` (a receipt room it is in).
-pub(super) fn ack(node: &Node, member: &Member, room: &str, offset: u64) -> Result<(), Refusal> {
+pub(super) fn ack(node: &Node, member: &Member, room: &str, offset: u64, epoch: Option<&str>) -> Result<(), Refusal> {
     let room = joined_room(node, member, room)?;
     if !node.receipts.covers(&room) {
         return Err(Refusal::new(
@@ -54,11 +54,22 @@ pub(super) fn ack(node: &Node, member: &Member, room: &str, offset: u64) -> Resu
             format!("receipts are not taken for {room} (see receipt_rooms)"),
         ));
     }
-    let position = node.registry.cursor(&room).map_or(0, |c| c.offset);
-    if offset > position {
+    // What this connection was sent (live, recovered, or told of in its `ok`), in its epoch.
+    let Some(delivered) = node.registry.delivered(&room, member.id) else {
+        return Err(Refusal::new(ErrorCode::BadRequest, format!("{room} is still being joined")));
+    };
+    if let Some(epoch) = epoch
+        && epoch != &*delivered.epoch
+    {
         return Err(Refusal::new(
             ErrorCode::BadRequest,
-            format!("offset {offset} is past the last event delivered in {room} ({position})"),
+            format!("epoch {epoch:?} is not {room}'s current epoch; its offsets are not this epoch's"),
+        ));
+    }
+    if offset > delivered.offset {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!("offset {offset} is past the last event delivered in {room} ({})", delivered.offset),
         ));
     }
     node.receipts.ack(&room, &member.user, offset);

@@ -158,10 +158,11 @@ impl Session {
             }
             ClientFrame::Presence { room, .. } => hear::presence(&self.node, &self.member, &room, false).await,
             ClientFrame::PresenceStats { room, .. } => hear::presence(&self.node, &self.member, &room, true).await,
-            ClientFrame::Ack { room, offset, .. } => hear::ack(&self.node, &self.member, &room, offset).map(|()| {
+            ClientFrame::Ack { room, offset, epoch, .. } => {
                 // Only an ack with an id is acknowledged.
-                id.map(|_| OkReply::default())
-            }),
+                hear::ack(&self.node, &self.member, &room, offset, epoch.as_deref())
+                    .map(|()| id.map(|_| OkReply::default()))
+            }
         };
         match reply {
             Ok(Some(ok)) => self.send(&ServerFrame::Ok(OkReply { id, ..ok })),
@@ -227,6 +228,8 @@ impl Session {
             Some(position) => Since::After(position),
             None => Since::Now,
         };
+        // In place before the join finishes: the first frame after the `ok` can be a `join`.
+        let watched = self.member.watch_presence(&room, presence);
         let joined = self.node.broker.join(&room, &self.member, access, since, |reply| {
             replies.joined(&member, &room, reply, from);
             let ok = OkReply {
@@ -239,13 +242,12 @@ impl Session {
             };
             replies.reply(&member, &ServerFrame::Ok(ok));
         });
-        match joined.await {
-            Ok(JoinOutcome::Joined) => {
-                if presence {
-                    registry.watch_presence(&room, self.member.id);
-                }
-                Ok(None)
-            }
+        let outcome = joined.await;
+        if !matches!(outcome, Ok(JoinOutcome::Joined)) {
+            self.member.watch_presence(&room, watched);
+        }
+        match outcome {
+            Ok(JoinOutcome::Joined) => Ok(None),
             Ok(JoinOutcome::NotMember) => Err(Refusal::new(
                 ErrorCode::Forbidden,
                 format!("{user} is not a member of {room} and gave no subscription token"),
@@ -270,6 +272,7 @@ impl Session {
         if !registry.leave(&room, self.member.id) {
             return Err(Refusal::new(ErrorCode::NotFound, format!("not subscribed to {room}")));
         }
+        self.member.watch_presence(&room, false);
         Ok(Some(OkReply { room: Some(room.to_string()), ..OkReply::default() }))
     }
 

@@ -5,7 +5,8 @@
 //! member is of one face: `/ws` (frames are written as they come) or Socket.IO, whose session
 //! is told of what needs its own handling (a `left`) through [`Notices`].
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,12 +38,23 @@ pub struct Member {
     pub outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
     notices: Option<Arc<dyn Notices>>,
+    /// The presence rooms whose `join` / `leave` frames it asked for. Kept here, not in its
+    /// memberships, so that the wish is in place before its join finishes and the `ok` goes
+    /// out: no frame can fall between the two. Empty (no allocation) for most connections.
+    presence: Mutex<HashSet<RoomName>>,
 }
 
 impl Member {
     /// A `/ws` member with an empty outbox of `queue_bytes`.
     pub fn new(id: ConnId, user: Arc<str>, queue_bytes: usize, metrics: Arc<Metrics>) -> Self {
-        Self { id, user, outbox: Arc::new(Outbox::new(queue_bytes)), metrics, notices: None }
+        Self {
+            id,
+            user,
+            outbox: Arc::new(Outbox::new(queue_bytes)),
+            metrics,
+            notices: None,
+            presence: Mutex::default(),
+        }
     }
 
     /// A member of another face, queueing into its transport's `outbox` and told of `left`s
@@ -54,7 +66,19 @@ impl Member {
         metrics: Arc<Metrics>,
         notices: Arc<dyn Notices>,
     ) -> Self {
-        Self { id, user, outbox, metrics, notices: Some(notices) }
+        Self { id, user, outbox, metrics, notices: Some(notices), presence: Mutex::default() }
+    }
+
+    /// Sets whether the member gets `room`'s `join` / `leave` frames; returns what it was.
+    pub fn watch_presence(&self, room: &RoomName, on: bool) -> bool {
+        let mut rooms = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if on { !rooms.insert(room.clone()) } else { rooms.remove(room) }
+    }
+
+    /// Whether the member asked for `room`'s `join` / `leave` frames.
+    pub fn watches_presence(&self, room: &RoomName) -> bool {
+        let rooms = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        !rooms.is_empty() && rooms.contains(room)
     }
 
     /// Queues bytes ready for this member's transport; a full queue closes it as too slow.

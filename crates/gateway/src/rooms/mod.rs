@@ -299,12 +299,18 @@ impl RoomRegistry {
         shard.get(room).map(|e| e.members.values().map(|m| Arc::clone(&m.member)).collect()).unwrap_or_default()
     }
 
-    /// Makes `conn` get `room`'s `join` / `leave` frames; `false` when it is not in the room.
-    pub fn watch_presence(&self, room: &RoomName, conn: ConnId) -> bool {
-        let mut shard = self.room_shard(room);
-        let Some(m) = shard.get_mut(room).and_then(|e| e.members.get_mut(&conn)) else { return false };
-        m.watching = true;
-        true
+    /// Where `conn`'s delivery in `room` stands: the offset up to which it has been sent (or
+    /// told of in its `ok`) every event, and its epoch; `None` until its join finished.
+    pub fn delivered(&self, room: &RoomName, conn: ConnId) -> Option<Cursor> {
+        let shard = self.room_shard(room);
+        let entry = shard.get(room)?;
+        let mut at = entry.members.get(&conn)?.position()?;
+        if let Some(cursor) = &entry.cursor
+            && cursor.epoch == at.epoch
+        {
+            at.offset = at.offset.max(cursor.offset);
+        }
+        Some(at)
     }
 
     /// Queues `frame` (a `join` or `leave` of `user`) to the members of `room` that asked for
@@ -314,7 +320,8 @@ impl RoomRegistry {
         let Some(entry) = shard.get(room) else { return 0 };
         let now = std::time::Instant::now();
         let mut sent = 0;
-        for m in entry.members.values().filter(|m| m.watching && m.is_positioned() && *m.member.user != *user) {
+        let watchers = entry.members.values().filter(|m| m.is_positioned() && *m.member.user != *user);
+        for m in watchers.filter(|m| m.member.watches_presence(room)) {
             m.member.send(frame.clone(), now);
             sent += 1;
         }

@@ -73,14 +73,17 @@ pub(super) struct Membership {
     epoch: Option<Arc<str>>,
     /// Events held while the member joins.
     held: Option<Vec<Arc<RoomEvent>>>,
-    /// The member asked for `join` / `leave` frames.
-    pub(super) watching: bool,
 }
 
 impl Membership {
     /// Whether a join of the member finished (it is in the room, not just joining).
     pub(super) fn is_positioned(&self) -> bool {
         self.epoch.is_some()
+    }
+
+    /// The member's own position (its `ok`'s or its recovery's end); `None` until positioned.
+    pub(super) fn position(&self) -> Option<Cursor> {
+        Some(Cursor { offset: self.floor, epoch: Arc::clone(self.epoch.as_ref()?) })
     }
 }
 
@@ -108,13 +111,7 @@ impl Room {
                 false
             }
             Entry::Vacant(slot) => {
-                slot.insert(Membership {
-                    member: Arc::clone(member),
-                    floor: 0,
-                    epoch: None,
-                    held: Some(Vec::new()),
-                    watching: false,
-                });
+                slot.insert(Membership { member: Arc::clone(member), floor: 0, epoch: None, held: Some(Vec::new()) });
                 true
             }
         }

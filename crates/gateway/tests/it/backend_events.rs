@@ -28,6 +28,19 @@ fn stream(redis: &RedisServer) -> Vec<Value> {
         .collect()
 }
 
+/// Polls the stream until `check` holds of its events; on timeout, fails showing them.
+async fn stream_shows(redis: &RedisServer, what: &str, check: impl Fn(&[Value]) -> bool) {
+    let deadline = Instant::now() + roomcast_testkit::PATIENCE;
+    loop {
+        let events = stream(redis);
+        if check(&events) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; the stream holds {events:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn count(events: &[Value], kind: &str, user: &str) -> usize {
     events.iter().filter(|e| e["type"] == kind && e["user"] == user).count()
 }
@@ -135,6 +148,46 @@ async fn receipts_in_one_window_are_one_delivered_with_the_message_ids() {
     assert!(receipts.iter().all(|r| r["user"] == "u1" && r["room"] == "dialog:r"));
 }
 
+/// The ack bound is what this connection was sent, recovered events included (a client that
+/// reconnected to a node where the room had no live event yet acks what it recovered), in the
+/// connection's epoch.
+#[tokio::test]
+async fn recovered_events_can_be_acked_and_an_ack_of_another_epoch_is_refused() {
+    let sink = WebhookSink::start(0, HOOK_SECRET).await;
+    let url = sink.url();
+    let gw = TestGateway::start_with(move |c| {
+        c.events.receipt_rooms = RoomPrefixes::new(vec!["dialog:".into()]);
+        c.events.receipt_window = Duration::from_millis(100);
+        c.events.webhook_url = Some(url);
+        c.events.webhook_secret = Some(HOOK_SECRET.into());
+    })
+    .await;
+    gw.add_members("dialog:rr", &["u1"]).await;
+    let mut u1 = gw.connect("u1", None).await;
+    let ok = u1.subscribe("dialog:rr").await;
+    let epoch = ok["epoch"].as_str().unwrap().to_owned();
+    drop(u1);
+    for n in 1..=3 {
+        gw.publish(json!({"room": "dialog:rr", "event": "message:new", "id": format!("r{n}")})).await;
+    }
+    let mut back = gw.connect("u1", None).await;
+    let reply = back.subscribe_since("dialog:rr", 0, &epoch).await;
+    assert_eq!(reply["recovered"], true, "{reply}");
+    for n in 1..=3u64 {
+        assert_eq!(back.recv().await["offset"], n);
+    }
+    let ack = back.request(json!({"type": "ack", "id": 1, "room": "dialog:rr", "offset": 3, "epoch": epoch})).await;
+    assert_eq!(ack["type"], "ok", "an ack of recovered events: {ack}");
+    let stale = back.request(json!({"type": "ack", "id": 2, "room": "dialog:rr", "offset": 1, "epoch": "old"})).await;
+    assert_eq!(stale["code"], "bad_request", "{stale}");
+    let other = back.request(json!({"type": "ack", "id": 3, "room": "dialog:nope", "offset": 1})).await;
+    assert_eq!(other["code"], "forbidden", "{other}");
+    eventually("the receipt of the recovered events", async || {
+        sink.events().iter().any(|e| e["type"] == "delivered" && e["offset"] == 3 && e["user"] == "u1")
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_to_another_node_within_the_grace_is_no_offline() {
     let redis = RedisServer::start();
@@ -182,9 +235,8 @@ async fn a_backend_reading_the_stream_with_a_consumer_group_misses_nothing_acros
     drop(backend);
     drop(u7);
     let _u8 = gw.connect("u8", None).await;
-    eventually("u7 offline and u8 online in the stream", async || {
-        let events = stream(&redis);
-        count(&events, "user_offline", "u7") == 1 && count(&events, "user_online", "u8") == 1
+    stream_shows(&redis, "u7 offline and u8 online", |events| {
+        count(events, "user_offline", "u7") == 1 && count(events, "user_online", "u8") == 1
     })
     .await;
     let restarted = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
@@ -228,8 +280,12 @@ async fn a_node_killed_with_sigkill_leaves_its_rooms_once_and_its_users_go_offli
         joined,
         [json!({"type":"join","room":"dialog:k","user":"u2"}), json!({"type":"join","room":"dialog:k","user":"u3"})]
     );
-    let (_, presence) = b.gateway.api("presence", &json!({"room": "dialog:k"})).await;
-    assert_eq!(presence["users"].as_object().map(|u| u.len()), Some(3), "{presence}");
+    // Each node writes its presence in batches: u1's own entry may come after the others' joins.
+    eventually("all three users in the room's presence", async || {
+        let (_, presence) = b.gateway.api("presence", &json!({"room": "dialog:k"})).await;
+        presence["users"].as_object().map(|u| u.len()) == Some(3)
+    })
+    .await;
     let (status, info) = a.gateway.get("/api/info").await;
     assert_eq!(status, 401, "{info}");
 

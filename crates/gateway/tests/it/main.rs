@@ -13,6 +13,7 @@ mod asymmetric_tokens;
 mod auto_join;
 mod backend_events;
 mod bad_tokens;
+mod broadcast_history;
 mod connection_limit;
 mod dialog_access;
 mod drain;

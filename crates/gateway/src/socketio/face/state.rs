@@ -24,6 +24,7 @@ use crate::close::CloseReason;
 use crate::connection::session::Replies;
 use crate::event::{Emitted, RoomEvent};
 use crate::rooms::{Member, Notices};
+use crate::wire;
 
 /// Where the client stands in one of its rooms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,19 +185,9 @@ struct FrameParts<'a> {
     data: &'a RawValue,
 }
 
-/// The payload of a server frame (past its WebSocket header).
-fn payload(frame: &[u8]) -> &[u8] {
-    let head = match frame.get(1).map(|b| b & 0x7f) {
-        Some(126) => 4,
-        Some(127) => 10,
-        _ => 2,
-    };
-    frame.get(head..).unwrap_or_default()
-}
-
 /// `42["name",data` of a room event: shared by every Socket.IO member of the node.
 fn event_prefix(event: &RoomEvent) -> Bytes {
-    let Ok(parts) = serde_json::from_slice::<FrameParts<'_>>(payload(&event.frame)) else {
+    let Ok(parts) = serde_json::from_slice::<FrameParts<'_>>(wire::payload(&event.frame)) else {
         return Bytes::new();
     };
     let mut out = Vec::with_capacity(event.frame.len());
