@@ -12,8 +12,11 @@ import {
   type ConnectionState,
   type DisconnectReason,
   type Joined,
+  type Presence,
+  type PresenceStats,
   RoomcastError,
   type RoomcastErrorCode,
+  type SubscribeOptions,
   type TokenGetter,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -34,6 +37,8 @@ interface Room {
   /** Joined by the gateway at connect (`user:`, `org:`). */
   auto?: boolean;
   token?: TokenGetter | undefined;
+  /** `join`/`leave` frames asked for in every `subscribe`. */
+  presence?: boolean | undefined;
   state: number;
   /** Id of the `subscribe` in flight. */
   pend: number;
@@ -69,6 +74,8 @@ export class RoomcastClient {
   private readonly rooms = new Map<string, Room>();
   private readonly listeners: { [type: string]: Set<Listener<never>> | undefined } = {};
   private readonly pending = new Map<number, Reply>();
+  /** Rejections of the `presence`/`presence_stats` commands in flight, for a lost connection. */
+  private readonly asks = new Map<number, () => void>();
   private readonly typers = new Map<string, Typing>();
   private st: ConnectionState = { status: "disconnected", reason: "idle", attempt: 0 };
   private ws: WebSocketLike | undefined;
@@ -146,11 +153,16 @@ export class RoomcastClient {
    * the position of the first join; rejects when the room is refused (`forbidden`, ...). A room's
    * subscription token, when it needs one, comes from `token`, called before every subscribe.
    */
-  subscribe(room: string, options: { token?: TokenGetter } = {}): Promise<Joined> {
+  subscribe(room: string, options: SubscribeOptions = {}): Promise<Joined> {
     const known = this.rooms.get(room);
-    if (known) return known.joined;
+    if (known) {
+      if (options.presence !== undefined && options.presence !== !!known.presence)
+        this.log("warn", "presence of a room already subscribed changes after unsubscribe()", { room });
+      return known.joined;
+    }
     const r = this.room(room);
     r.token = options.token;
+    r.presence = options.presence;
     if (this.st.status === "connected") void this.sub(r);
     return r.joined;
   }
@@ -165,6 +177,25 @@ export class RoomcastClient {
     delete this.saved[room];
     this.dirty();
     if (r.state !== IDLE) this.cmd({ type: "unsubscribe", room }, () => {});
+  }
+
+  /**
+   * Who is in a room the client has joined (a presence room), counting every node: resolves with
+   * each user's connections, rejects with the gateway's code (`forbidden` when not joined,
+   * `bad_request` when the room keeps no presence, `internal`) or `closed` when not connected.
+   * After a reconnect, take a new snapshot on `subscribed`: `join`/`leave` of the gap are lost.
+   */
+  presence(room: string): Promise<Presence> {
+    return this.ask(room, "presence").then((f) => ({ room, members: f.presence ?? {} }));
+  }
+
+  /** How many users and connections are in a room the client has joined; as {@link presence}. */
+  presenceStats(room: string): Promise<PresenceStats> {
+    return this.ask(room, "presence_stats").then((f) => ({
+      room,
+      users: f.users ?? 0,
+      connections: f.connections ?? 0,
+    }));
   }
 
   /** The last position the client holds for a room. */
@@ -256,6 +287,8 @@ export class RoomcastClient {
     }
     for (const t of [this.retryTimer, this.pingTimer, this.deadTimer, this.refreshTimer]) clearTimeout(t);
     this.pending.clear();
+    for (const fail of this.asks.values()) fail();
+    this.asks.clear();
     for (const r of this.rooms.values()) {
       clearTimeout(r.timer);
       r.state = IDLE;
@@ -379,6 +412,21 @@ export class RoomcastClient {
     return id;
   }
 
+  /** Sends `presence`/`presence_stats`; the reply (or the connection's end) settles it. */
+  private ask(room: string, type: "presence" | "presence_stats"): Promise<OkFrame> {
+    return new Promise((ok, fail) => {
+      if (this.st.status !== "connected") {
+        fail(new RoomcastError("closed", `not connected: ${type} of ${room} not sent`, room));
+        return;
+      }
+      const id = this.cmd({ type, room }, (f) => {
+        this.asks.delete(id);
+        f.type === "ok" ? ok(f) : fail(new RoomcastError(f.code, f.message, room));
+      });
+      this.asks.set(id, () => fail(new RoomcastError("closed", `connection lost before the ${type} reply`, room)));
+    });
+  }
+
   private frame(text: string): void {
     let f: ServerFrame;
     try {
@@ -390,7 +438,9 @@ export class RoomcastClient {
     clearTimeout(this.deadTimer);
     if (f.type === "connected") this.connected(f);
     else if (f.type === "event") this.event(f);
-    else if (f.type === "left") {
+    else if (f.type === "join" || f.type === "leave") {
+      if (this.rooms.has(f.room)) this.fire(f.type, { room: f.room, user: f.user });
+    } else if (f.type === "left") {
       const r = this.rooms.get(f.room);
       // A `left` refers to the membership the connection had when it was sent: a subscribe
       // already in flight still gets its reply, which decides.
@@ -484,7 +534,8 @@ export class RoomcastClient {
     if (gen !== this.gen || this.rooms.get(r.name) !== r) return;
     const since = r.pos;
     this.log("debug", "subscribe", { room: r.name, since: since ? since.offset : -1 });
-    const id = this.cmd({ type: "subscribe", room: r.name, since, token }, (f) => {
+    const presence = r.presence || undefined;
+    const id = this.cmd({ type: "subscribe", room: r.name, since, token, presence }, (f) => {
       if (this.rooms.get(r.name) !== r || r.pend !== id) return;
       r.pend = 0;
       const gone = r.gone;
@@ -505,7 +556,9 @@ export class RoomcastClient {
       r.state = JOINED;
       r.ever = true;
       r.tries = 0;
-      r.settle?.({ room: r.name, ...at, recovered: f.recovered });
+      const joined = { room: r.name, ...at, recovered: f.recovered };
+      r.settle?.(joined);
+      this.fire("subscribed", joined);
       if (since && f.recovered === false) {
         this.log("warn", "room not recovered; reload it", { room: r.name });
         this.fire("reload", { room: r.name, ...at });
