@@ -39,6 +39,17 @@ interface Room {
   token?: TokenGetter | undefined;
   /** `join`/`leave` frames asked for in every `subscribe`. */
   presence?: boolean | undefined;
+  /** Delivery receipts: `ack` what reached the app. */
+  receipts?: boolean | undefined;
+  /** Highest offset delivered to the app, with its epoch (receipts). */
+  got?: Position | undefined;
+  /** Highest offset of `got`'s epoch sent in an `ack`, and the highest the gateway answered `ok`. */
+  acked: number;
+  confirmed: number;
+  /** Armed while an `ack` is due or went out less than `receiptInterval` ago. */
+  ackTimer?: unknown;
+  /** Generation of the connection on which an `ack` refusal was reported (once per connection). */
+  ackErr?: number;
   state: number;
   /** Id of the `subscribe` in flight. */
   pend: number;
@@ -130,6 +141,8 @@ export class RoomcastClient {
   /** Closes the connection (1000) and stops reconnecting. Rooms and positions are kept for `connect()`. */
   close(): void {
     this.running = false;
+    // A last receipt for what reached the app, sent before the close frame.
+    for (const r of this.rooms.values()) this.ack(r, true);
     this.drop();
     this.flush();
     this.set({ status: "disconnected", reason: "closed", attempt: 0 });
@@ -156,6 +169,8 @@ export class RoomcastClient {
   subscribe(room: string, options: SubscribeOptions = {}): Promise<Joined> {
     const known = this.rooms.get(room);
     if (known) {
+      // Receipts are the client's own switch: they apply at once, also to `user:`/`org:` rooms.
+      if (options.receipts !== undefined) known.receipts = options.receipts;
       if (options.presence !== undefined && options.presence !== !!known.presence)
         this.log("warn", "presence of a room already subscribed changes after unsubscribe()", { room });
       return known.joined;
@@ -163,6 +178,7 @@ export class RoomcastClient {
     const r = this.room(room);
     r.token = options.token;
     r.presence = options.presence;
+    r.receipts = options.receipts;
     if (this.st.status === "connected") void this.sub(r);
     return r.joined;
   }
@@ -171,6 +187,8 @@ export class RoomcastClient {
   unsubscribe(room: string): void {
     const r = this.rooms.get(room);
     if (!r || r.auto) return;
+    // The last receipt goes out while the room is still joined.
+    this.ack(r, true);
     this.rooms.delete(room);
     clearTimeout(r.timer);
     r.settle?.(new RoomcastError("unsubscribed", `unsubscribed from ${room}`, room));
@@ -291,6 +309,10 @@ export class RoomcastClient {
     this.asks.clear();
     for (const r of this.rooms.values()) {
       clearTimeout(r.timer);
+      clearTimeout(r.ackTimer);
+      r.ackTimer = undefined;
+      // An ack the gateway did not answer may be lost: it goes again after the resubscribe.
+      r.acked = r.confirmed;
       r.state = IDLE;
       r.pend = 0;
     }
@@ -466,7 +488,8 @@ export class RoomcastClient {
       this.saved = {};
       this.savedUser = f.user;
       for (const r of this.rooms.values()) {
-        r.pos = undefined;
+        r.pos = r.got = undefined;
+        r.acked = r.confirmed = 0;
         r.seen = new SeenIds(this.o.dedupSize ?? 200);
       }
     }
@@ -483,6 +506,7 @@ export class RoomcastClient {
         r.state = JOINED;
         r.ever = true;
         if (r.pos) r.settle?.({ room: name, ...r.pos });
+        this.soon(r);
       }
     }
     for (const r of this.rooms.values()) if (r.state === IDLE) void this.sub(r);
@@ -511,6 +535,8 @@ export class RoomcastClient {
       state: IDLE,
       pend: 0,
       tries: 0,
+      acked: 0,
+      confirmed: 0,
       joined,
       settle,
     };
@@ -563,6 +589,8 @@ export class RoomcastClient {
         this.log("warn", "room not recovered; reload it", { room: r.name });
         this.fire("reload", { room: r.name, ...at });
       }
+      // A receipt the last connection did not get answered goes now (unless the epoch changed).
+      this.soon(r);
       this.dirty();
     });
     r.pend = id;
@@ -599,8 +627,53 @@ export class RoomcastClient {
     if (p && p.epoch === f.epoch && f.offset <= p.offset) return;
     r.pos = { offset: f.offset, epoch: f.epoch };
     this.dirty();
-    if (!r.seen.add(f.id)) return;
-    this.fire("event", { room: f.room, event: f.event, data: f.data, id: f.id, offset: f.offset, epoch: f.epoch });
+    // Delivered now (or, a duplicate id, before): the next receipt covers it, also one that a
+    // listener's close() or unsubscribe() sends.
+    if (r.receipts) {
+      if (r.got?.epoch !== f.epoch) r.acked = r.confirmed = 0;
+      r.got = { offset: f.offset, epoch: f.epoch };
+    }
+    if (r.seen.add(f.id)) {
+      this.fire("event", { room: f.room, event: f.event, data: f.data, id: f.id, offset: f.offset, epoch: f.epoch });
+    }
+    // The ack goes after the listeners ran, and after the rest of this batch of frames.
+    this.soon(r);
+  }
+
+  // ---- receipts ----
+
+  /** An `ack` is due: sent after the current batch of frames, unless the throttle runs. */
+  private soon(r: Room): void {
+    if (r.receipts && r.got && !r.ackTimer) r.ackTimer = setTimeout(() => this.ack(r), 0);
+  }
+
+  /**
+   * Sends `ack` with the highest offset delivered in the room when it moved and the room is
+   * joined in that offset's epoch, then keeps the throttle running for `receiptInterval`: its
+   * end sends what arrived meanwhile. `last`: no throttle after it (unsubscribe, close).
+   */
+  private ack(r: Room, last = false): void {
+    clearTimeout(r.ackTimer);
+    r.ackTimer = undefined;
+    const got = r.got;
+    if (!r.receipts || !got || got.offset <= r.acked || r.state !== JOINED || this.rooms.get(r.name) !== r) return;
+    // The room is in another epoch now (a reload): those offsets name other events there.
+    if (r.pos?.epoch !== got.epoch) {
+      r.got = undefined;
+      return;
+    }
+    const { offset, epoch } = got;
+    const gen = this.gen;
+    r.acked = offset;
+    this.cmd({ type: "ack", room: r.name, offset }, (f) => {
+      if (f.type === "ok") {
+        if (r.got?.epoch === epoch) r.confirmed = Math.max(r.confirmed, offset);
+      } else if (r.ackErr !== gen) {
+        r.ackErr = gen;
+        this.report(f.code, `ack refused in ${r.name}: ${f.message}`, r.name);
+      }
+    });
+    if (!last) r.ackTimer = setTimeout(() => this.ack(r), this.o.receiptInterval ?? 200);
   }
 
   // ---- storage ----

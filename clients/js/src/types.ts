@@ -69,6 +69,11 @@ export interface ClientOptions {
   dedupSize?: number;
   /** `typing()` sends `typing:start` at most this often and `typing:stop` after this much quiet (ms, default 3000). */
   typingTimeout?: number;
+  /**
+   * Delivery receipts (rooms subscribed with `receipts: true`): at most one `ack` per room per
+   * this many ms, and one more when the room goes quiet (ms, default 200).
+   */
+  receiptInterval?: number;
   /** Log sink; default none. */
   log?: Logger;
 }
@@ -82,6 +87,11 @@ export interface SubscribeOptions {
    * Sent again with every resubscribe.
    */
   presence?: boolean;
+  /**
+   * Acknowledge the room's events to the gateway (`ack`) once the `event` listeners ran, so that
+   * the backend gets `delivered` receipts (a receipt room of the gateway). See `receiptInterval`.
+   */
+  receipts?: boolean;
 }
 
 /** An event published to a room (by a backend), delivered once. */
