@@ -12,8 +12,11 @@ import {
   type ConnectionState,
   type DisconnectReason,
   type Joined,
+  type Presence,
+  type PresenceStats,
   RoomcastError,
   type RoomcastErrorCode,
+  type SubscribeOptions,
   type TokenGetter,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -34,6 +37,19 @@ interface Room {
   /** Joined by the gateway at connect (`user:`, `org:`). */
   auto?: boolean;
   token?: TokenGetter | undefined;
+  /** `join`/`leave` frames asked for in every `subscribe`. */
+  presence?: boolean | undefined;
+  /** Delivery receipts: `ack` what reached the app. */
+  receipts?: boolean | undefined;
+  /** Highest offset delivered to the app, with its epoch (receipts). */
+  got?: Position | undefined;
+  /** Highest offset of `got`'s epoch sent in an `ack`, and the highest the gateway answered `ok`. */
+  acked: number;
+  confirmed: number;
+  /** Armed while an `ack` is due or went out less than `receiptInterval` ago. */
+  ackTimer?: unknown;
+  /** Generation of the connection on which an `ack` refusal was reported (once per connection). */
+  ackErr?: number;
   state: number;
   /** Id of the `subscribe` in flight. */
   pend: number;
@@ -69,6 +85,8 @@ export class RoomcastClient {
   private readonly rooms = new Map<string, Room>();
   private readonly listeners: { [type: string]: Set<Listener<never>> | undefined } = {};
   private readonly pending = new Map<number, Reply>();
+  /** Rejections of the `presence`/`presence_stats` commands in flight, for a lost connection. */
+  private readonly asks = new Map<number, () => void>();
   private readonly typers = new Map<string, Typing>();
   private st: ConnectionState = { status: "disconnected", reason: "idle", attempt: 0 };
   private ws: WebSocketLike | undefined;
@@ -123,6 +141,8 @@ export class RoomcastClient {
   /** Closes the connection (1000) and stops reconnecting. Rooms and positions are kept for `connect()`. */
   close(): void {
     this.running = false;
+    // A last receipt for what reached the app, sent before the close frame.
+    for (const r of this.rooms.values()) this.ack(r, true);
     this.drop();
     this.flush();
     this.set({ status: "disconnected", reason: "closed", attempt: 0 });
@@ -146,11 +166,19 @@ export class RoomcastClient {
    * the position of the first join; rejects when the room is refused (`forbidden`, ...). A room's
    * subscription token, when it needs one, comes from `token`, called before every subscribe.
    */
-  subscribe(room: string, options: { token?: TokenGetter } = {}): Promise<Joined> {
+  subscribe(room: string, options: SubscribeOptions = {}): Promise<Joined> {
     const known = this.rooms.get(room);
-    if (known) return known.joined;
+    if (known) {
+      // Receipts are the client's own switch: they apply at once, also to `user:`/`org:` rooms.
+      if (options.receipts !== undefined) known.receipts = options.receipts;
+      if (options.presence !== undefined && options.presence !== !!known.presence)
+        this.log("warn", "presence of a room already subscribed changes after unsubscribe()", { room });
+      return known.joined;
+    }
     const r = this.room(room);
     r.token = options.token;
+    r.presence = options.presence;
+    r.receipts = options.receipts;
     if (this.st.status === "connected") void this.sub(r);
     return r.joined;
   }
@@ -159,12 +187,33 @@ export class RoomcastClient {
   unsubscribe(room: string): void {
     const r = this.rooms.get(room);
     if (!r || r.auto) return;
+    // The last receipt goes out while the room is still joined.
+    this.ack(r, true);
     this.rooms.delete(room);
     clearTimeout(r.timer);
     r.settle?.(new RoomcastError("unsubscribed", `unsubscribed from ${room}`, room));
     delete this.saved[room];
     this.dirty();
     if (r.state !== IDLE) this.cmd({ type: "unsubscribe", room }, () => {});
+  }
+
+  /**
+   * Who is in a room the client has joined (a presence room), counting every node: resolves with
+   * each user's connections, rejects with the gateway's code (`forbidden` when not joined,
+   * `bad_request` when the room keeps no presence, `internal`) or `closed` when not connected.
+   * After a reconnect, take a new snapshot on `subscribed`: `join`/`leave` of the gap are lost.
+   */
+  presence(room: string): Promise<Presence> {
+    return this.ask(room, "presence").then((f) => ({ room, members: f.presence ?? {} }));
+  }
+
+  /** How many users and connections are in a room the client has joined; as {@link presence}. */
+  presenceStats(room: string): Promise<PresenceStats> {
+    return this.ask(room, "presence_stats").then((f) => ({
+      room,
+      users: f.users ?? 0,
+      connections: f.connections ?? 0,
+    }));
   }
 
   /** The last position the client holds for a room. */
@@ -256,8 +305,14 @@ export class RoomcastClient {
     }
     for (const t of [this.retryTimer, this.pingTimer, this.deadTimer, this.refreshTimer]) clearTimeout(t);
     this.pending.clear();
+    for (const fail of this.asks.values()) fail();
+    this.asks.clear();
     for (const r of this.rooms.values()) {
       clearTimeout(r.timer);
+      clearTimeout(r.ackTimer);
+      r.ackTimer = undefined;
+      // An ack the gateway did not answer may be lost: it goes again after the resubscribe.
+      r.acked = r.confirmed;
       r.state = IDLE;
       r.pend = 0;
     }
@@ -379,6 +434,21 @@ export class RoomcastClient {
     return id;
   }
 
+  /** Sends `presence`/`presence_stats`; the reply (or the connection's end) settles it. */
+  private ask(room: string, type: "presence" | "presence_stats"): Promise<OkFrame> {
+    return new Promise((ok, fail) => {
+      if (this.st.status !== "connected") {
+        fail(new RoomcastError("closed", `not connected: ${type} of ${room} not sent`, room));
+        return;
+      }
+      const id = this.cmd({ type, room }, (f) => {
+        this.asks.delete(id);
+        f.type === "ok" ? ok(f) : fail(new RoomcastError(f.code, f.message, room));
+      });
+      this.asks.set(id, () => fail(new RoomcastError("closed", `connection lost before the ${type} reply`, room)));
+    });
+  }
+
   private frame(text: string): void {
     let f: ServerFrame;
     try {
@@ -390,7 +460,9 @@ export class RoomcastClient {
     clearTimeout(this.deadTimer);
     if (f.type === "connected") this.connected(f);
     else if (f.type === "event") this.event(f);
-    else if (f.type === "left") {
+    else if (f.type === "join" || f.type === "leave") {
+      if (this.rooms.has(f.room)) this.fire(f.type, { room: f.room, user: f.user });
+    } else if (f.type === "left") {
       const r = this.rooms.get(f.room);
       // A `left` refers to the membership the connection had when it was sent: a subscribe
       // already in flight still gets its reply, which decides.
@@ -416,7 +488,8 @@ export class RoomcastClient {
       this.saved = {};
       this.savedUser = f.user;
       for (const r of this.rooms.values()) {
-        r.pos = undefined;
+        r.pos = r.got = undefined;
+        r.acked = r.confirmed = 0;
         r.seen = new SeenIds(this.o.dedupSize ?? 200);
       }
     }
@@ -433,6 +506,7 @@ export class RoomcastClient {
         r.state = JOINED;
         r.ever = true;
         if (r.pos) r.settle?.({ room: name, ...r.pos });
+        this.soon(r);
       }
     }
     for (const r of this.rooms.values()) if (r.state === IDLE) void this.sub(r);
@@ -461,6 +535,8 @@ export class RoomcastClient {
       state: IDLE,
       pend: 0,
       tries: 0,
+      acked: 0,
+      confirmed: 0,
       joined,
       settle,
     };
@@ -484,7 +560,8 @@ export class RoomcastClient {
     if (gen !== this.gen || this.rooms.get(r.name) !== r) return;
     const since = r.pos;
     this.log("debug", "subscribe", { room: r.name, since: since ? since.offset : -1 });
-    const id = this.cmd({ type: "subscribe", room: r.name, since, token }, (f) => {
+    const presence = r.presence || undefined;
+    const id = this.cmd({ type: "subscribe", room: r.name, since, token, presence }, (f) => {
       if (this.rooms.get(r.name) !== r || r.pend !== id) return;
       r.pend = 0;
       const gone = r.gone;
@@ -505,11 +582,15 @@ export class RoomcastClient {
       r.state = JOINED;
       r.ever = true;
       r.tries = 0;
-      r.settle?.({ room: r.name, ...at, recovered: f.recovered });
+      const joined = { room: r.name, ...at, recovered: f.recovered };
+      r.settle?.(joined);
+      this.fire("subscribed", joined);
       if (since && f.recovered === false) {
         this.log("warn", "room not recovered; reload it", { room: r.name });
         this.fire("reload", { room: r.name, ...at });
       }
+      // A receipt the last connection did not get answered goes now (unless the epoch changed).
+      this.soon(r);
       this.dirty();
     });
     r.pend = id;
@@ -546,8 +627,53 @@ export class RoomcastClient {
     if (p && p.epoch === f.epoch && f.offset <= p.offset) return;
     r.pos = { offset: f.offset, epoch: f.epoch };
     this.dirty();
-    if (!r.seen.add(f.id)) return;
-    this.fire("event", { room: f.room, event: f.event, data: f.data, id: f.id, offset: f.offset, epoch: f.epoch });
+    // Delivered now (or, a duplicate id, before): the next receipt covers it, also one that a
+    // listener's close() or unsubscribe() sends.
+    if (r.receipts) {
+      if (r.got?.epoch !== f.epoch) r.acked = r.confirmed = 0;
+      r.got = { offset: f.offset, epoch: f.epoch };
+    }
+    if (r.seen.add(f.id)) {
+      this.fire("event", { room: f.room, event: f.event, data: f.data, id: f.id, offset: f.offset, epoch: f.epoch });
+    }
+    // The ack goes after the listeners ran, and after the rest of this batch of frames.
+    this.soon(r);
+  }
+
+  // ---- receipts ----
+
+  /** An `ack` is due: sent after the current batch of frames, unless the throttle runs. */
+  private soon(r: Room): void {
+    if (r.receipts && r.got && !r.ackTimer) r.ackTimer = setTimeout(() => this.ack(r), 0);
+  }
+
+  /**
+   * Sends `ack` with the highest offset delivered in the room when it moved and the room is
+   * joined in that offset's epoch, then keeps the throttle running for `receiptInterval`: its
+   * end sends what arrived meanwhile. `last`: no throttle after it (unsubscribe, close).
+   */
+  private ack(r: Room, last = false): void {
+    clearTimeout(r.ackTimer);
+    r.ackTimer = undefined;
+    const got = r.got;
+    if (!r.receipts || !got || got.offset <= r.acked || r.state !== JOINED || this.rooms.get(r.name) !== r) return;
+    // The room is in another epoch now (a reload): those offsets name other events there.
+    if (r.pos?.epoch !== got.epoch) {
+      r.got = undefined;
+      return;
+    }
+    const { offset, epoch } = got;
+    const gen = this.gen;
+    r.acked = offset;
+    this.cmd({ type: "ack", room: r.name, offset }, (f) => {
+      if (f.type === "ok") {
+        if (r.got?.epoch === epoch) r.confirmed = Math.max(r.confirmed, offset);
+      } else if (r.ackErr !== gen) {
+        r.ackErr = gen;
+        this.report(f.code, `ack refused in ${r.name}: ${f.message}`, r.name);
+      }
+    });
+    if (!last) r.ackTimer = setTimeout(() => this.ack(r), this.o.receiptInterval ?? 200);
   }
 
   // ---- storage ----

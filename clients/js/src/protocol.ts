@@ -54,6 +54,12 @@ export interface OkFrame {
   epoch?: string;
   recovered?: boolean;
   expires_at?: number;
+  /** `presence`: the users in the room and their connections, counting every node. */
+  presence?: Record<string, { connections: number }>;
+  /** `presence_stats`: how many users are in the room. */
+  users?: number;
+  /** `presence_stats`: how many connections are in the room. */
+  connections?: number;
 }
 
 /** Failure reply to a command, or a failure the client should know about. */
@@ -71,6 +77,13 @@ export interface LeftFrame {
   reason: "removed" | "resubscribe";
 }
 
+/** A user's first connection entered, or its last one left, a room watched with `presence`. */
+export interface PresenceFrame {
+  type: "join" | "leave";
+  room: string;
+  user: string;
+}
+
 /** Reply to `ping`. */
 export interface PongFrame {
   type: "pong";
@@ -78,4 +91,4 @@ export interface PongFrame {
 }
 
 /** Every frame the server sends. */
-export type ServerFrame = ConnectedFrame | EventFrame | OkFrame | ErrorFrame | LeftFrame | PongFrame;
+export type ServerFrame = ConnectedFrame | EventFrame | OkFrame | ErrorFrame | LeftFrame | PresenceFrame | PongFrame;

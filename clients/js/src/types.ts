@@ -69,8 +69,29 @@ export interface ClientOptions {
   dedupSize?: number;
   /** `typing()` sends `typing:start` at most this often and `typing:stop` after this much quiet (ms, default 3000). */
   typingTimeout?: number;
+  /**
+   * Delivery receipts (rooms subscribed with `receipts: true`): at most one `ack` per room per
+   * this many ms, and one more when the room goes quiet (ms, default 200).
+   */
+  receiptInterval?: number;
   /** Log sink; default none. */
   log?: Logger;
+}
+
+/** Options of `subscribe()`; they belong to the room until `unsubscribe()`. */
+export interface SubscribeOptions {
+  /** A subscription-token getter, called before every subscribe of the room. */
+  token?: TokenGetter;
+  /**
+   * `join`/`leave` events for the room (a presence room of the gateway: `dialog:` by default).
+   * Sent again with every resubscribe.
+   */
+  presence?: boolean;
+  /**
+   * Acknowledge the room's events to the gateway (`ack`) once the `event` listeners ran, so that
+   * the backend gets `delivered` receipts (a receipt room of the gateway). See `receiptInterval`.
+   */
+  receipts?: boolean;
 }
 
 /** An event published to a room (by a backend), delivered once. */
@@ -95,6 +116,31 @@ export interface EphemeralEvent {
 export interface Joined extends Position {
   room: string;
   recovered?: boolean;
+}
+
+/** A user's first connection entered (`join`) or its last one left (`leave`) a presence room. */
+export interface PresenceChange {
+  room: string;
+  user: string;
+}
+
+/** One user in a room's presence: its connections there, counting every node. */
+export interface PresenceMember {
+  connections: number;
+}
+
+/** `presence(room)`: who is in the room now, counting every node (the caller's own user too). */
+export interface Presence {
+  room: string;
+  /** By user id. */
+  members: Record<string, PresenceMember>;
+}
+
+/** `presenceStats(room)`: how many users and connections are in the room, counting every node. */
+export interface PresenceStats {
+  room: string;
+  users: number;
+  connections: number;
 }
 
 /** "Reload this room from your backend": history did not reach back to the client's position. */
@@ -158,6 +204,15 @@ export interface ClientEvents {
   reload: RoomReload;
   /** The user was removed from the room (`left` `removed`); the client will not resubscribe. */
   removed: { room: string };
+  /**
+   * A `subscribe` of the room was answered `ok`: the first one and every resubscribe (after a
+   * reconnect, or `left` `resubscribe`). The moment to take a fresh `presence()` snapshot.
+   */
+  subscribed: Joined;
+  /** A user's first connection entered a room subscribed with `presence: true`. */
+  join: PresenceChange;
+  /** A user's last connection left a room subscribed with `presence: true`. */
+  leave: PresenceChange;
   /** Something failed: a command's error, a refused token, a stop. */
   error: RoomcastError;
 }

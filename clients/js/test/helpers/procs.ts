@@ -238,3 +238,67 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
   };
   return gw;
 }
+
+/** A RESP2 reply: a status or bulk string, an integer, an array, or null. */
+export type Resp = string | number | null | Resp[];
+
+/** Sends one command over a raw RESP socket and resolves with its parsed reply (errors reject). */
+export function redisCommand(port: number, ...args: string[]): Promise<Resp> {
+  return new Promise((ok, fail) => {
+    const socket = createConnection({ port, host: "127.0.0.1" });
+    let buf = Buffer.alloc(0);
+    socket.setTimeout(5000, () => socket.destroy(new Error(`redis ${args[0]} timed out`)));
+    socket.on("connect", () => {
+      const parts = args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`);
+      socket.write(`*${args.length}\r\n${parts.join("")}`);
+    });
+    socket.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const parsed = parseResp(buf, 0);
+      if (!parsed) return;
+      socket.end();
+      const [value] = parsed;
+      if (value instanceof Error) fail(value);
+      else ok(value);
+    });
+    socket.on("error", fail);
+  });
+}
+
+/** Parses one reply at `at`: [value, next index], or undefined when more bytes are needed. */
+function parseResp(buf: Buffer, at: number): [Resp | Error, number] | undefined {
+  const eol = buf.indexOf("\r\n", at);
+  if (eol < 0) return undefined;
+  const line = buf.toString("utf8", at + 1, eol);
+  const next = eol + 2;
+  switch (String.fromCharCode(buf[at] ?? 0)) {
+    case "+":
+      return [line, next];
+    case "-":
+      return [new Error(line), next];
+    case ":":
+      return [Number(line), next];
+    case "$": {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      if (buf.length < next + n + 2) return undefined;
+      return [buf.toString("utf8", next, next + n), next + n + 2];
+    }
+    case "*": {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      const items: Resp[] = [];
+      let i = next;
+      for (let k = 0; k < n; k++) {
+        const item = parseResp(buf, i);
+        if (!item) return undefined;
+        if (item[0] instanceof Error) return item;
+        items.push(item[0]);
+        i = item[1];
+      }
+      return [items, i];
+    }
+    default:
+      return [new Error(`unexpected RESP reply ${JSON.stringify(line)}`), next];
+  }
+}

@@ -5,6 +5,7 @@ import {
   type ClientOptions,
   type ConnectionState,
   type EphemeralEvent,
+  type Joined,
   RoomcastClient,
   type RoomcastError,
   type RoomEvent,
@@ -21,6 +22,10 @@ export interface Recorder {
   reloads: RoomReload[];
   removed: string[];
   errors: RoomcastError[];
+  /** `join`/`leave` events, as `join bob` / `leave bob`, per room. */
+  presence: Record<string, string[]>;
+  /** `subscribed` events (every ok of a subscribe). */
+  subscribed: Joined[];
   states: ConnectionState[];
   /** Connections made (`connected` states), with the node that took each. */
   nodes: string[];
@@ -57,6 +62,8 @@ export function record(
     reloads: [],
     removed: [],
     errors: [],
+    presence: {},
+    subscribed: [],
     states: [],
     nodes: [],
     tokens: [],
@@ -103,6 +110,12 @@ export function record(
   c.on("reload", (r) => rec.reloads.push(r));
   c.on("removed", (r) => rec.removed.push(r.room));
   c.on("error", (e) => rec.errors.push(e));
+  const change = (room: string, what: string) => {
+    rec.presence[room] = [...(rec.presence[room] ?? []), what];
+  };
+  c.on("join", (j) => change(j.room, `join ${j.user}`));
+  c.on("leave", (l) => change(l.room, `leave ${l.user}`));
+  c.on("subscribed", (j) => rec.subscribed.push(j));
   c.on("state", (s) => {
     rec.states.push(s);
     if (s.status === "connected") rec.nodes.push(s.node);

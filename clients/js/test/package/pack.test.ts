@@ -32,7 +32,14 @@ const options: ClientOptions = { url: () => "ws://x/ws", getToken: () => "t", st
 const handler = (e: RoomEvent): string => e.id + e.offset + e.epoch;
 // @ts-expect-error url is required
 const bad: ClientOptions = { getToken: () => "t" };
-export { state, options, handler, bad };
+const c = new RoomcastClient({ url: "ws://x/ws", getToken: () => "t", receiptInterval: 500 });
+const who: Promise<Presence> = c.presence("dialog:1");
+const count: Promise<number> = c.presenceStats("dialog:1").then((s: PresenceStats) => s.users + s.connections);
+const off: () => void = c.on("join", (j: PresenceChange) => j.room + j.user);
+const sub: SubscribeOptions = { presence: true, receipts: true };
+// @ts-expect-error presence is a boolean
+const wrong: SubscribeOptions = { presence: "yes" };
+export { state, options, handler, bad, who, count, off, sub, wrong };
 `;
 
 it("packs a package that a scratch project installs and uses as ESM and CJS, with types", () => {
@@ -78,7 +85,8 @@ it("packs a package that a scratch project installs and uses as ESM and CJS, wit
     "function",
   );
 
-  const imports = "ClientOptions, ConnectionState, RoomEvent, RoomcastClient";
+  const imports =
+    "ClientOptions, ConnectionState, Presence, PresenceChange, PresenceStats, RoomEvent, SubscribeOptions, RoomcastClient";
   writeFileSync(
     join(app, "client.mts"),
     `import { type ${imports.replace(/, /g, ", type ").replace("type RoomcastClient", "RoomcastClient")} } from "roomcast-client";\n${TS_USE}`,
