@@ -28,7 +28,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
 DATE=$(date -u +%F)
 COMMIT=$(git rev-parse --short HEAD)
-git diff --quiet HEAD -- crates loadtest || COMMIT="$COMMIT-dirty"
+git diff --quiet HEAD -- crates loadtest ':(exclude)*.md' || COMMIT="$COMMIT-dirty"
 NAME="soak-$DATE-$COMMIT"
 MARKDOWN=${SOAK_MARKDOWN:-bench/SOAK.md}
 TARGETS=${SOAK_TARGETS:-"roomcast socketio socketioxide"}
@@ -259,7 +259,10 @@ churn() {
     TESTER=""
     [ "$status" = 0 ] || { echo "churn against $name failed; its log:" >&2; tail -30 "$WORK/churn-$t.log" >&2; exit 1; }
     for n in $NODES; do
-        alive "$t-$n" || event "$name: node $n EXITED on its own during the run: $(tail -3 "$WORK/$t-$n.log" | tr '\n' ' ')"
+        if ! alive "$t-$n"; then
+            cp "$WORK/$t-$n.log" "$OUT/$t-$n.log"
+            event "$name: node $n EXITED on its own during the run (its log: $OUT/$t-$n.log): $(grep -m1 -iE 'error|panic' "$WORK/$t-$n.log" | cut -c1-200)"
+        fi
     done
     stop "$t-a" "$t-b" "$t-c"
     log "churn $name done in $((SECONDS - began)) s"
@@ -320,6 +323,7 @@ python3 bench/soak_report.py --out "$OUT" --markdown "$MARKDOWN" --events "$EVEN
     --uptime-before "$UPTIME_BEFORE" --uptime-after "$UPTIME_AFTER" --wall $((SECONDS - START)) \
     --machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)" \
     --params "$USERS users / $DIALOGS dialogs, $RATE msg/s for $SECS s (+$SETTLE s settle), a drop every ~$DROP_EVERY s per client; node c SIGKILLed at ${KILL_NODE_AT} s and Redis at ${KILL_REDIS_AT} s, each down ${DOWN_SECS} s" \
+    --builds "$([ "${SOAK_BUILD:-1}" = 1 ] && echo 'builds included' || echo 'builds skipped with SOAK_BUILD=0')" \
     --slow-params "$SLOW_SUBSCRIBERS subscribers, $SLOW_PUBLISHES publishes of $SLOW_PAYLOAD B at $SLOW_RATE/s, $SLOW_READERS slow readers" \
     || status=$?
 log "done in $((SECONDS - START)) s: $MARKDOWN, $OUT/"
