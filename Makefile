@@ -77,8 +77,8 @@ bench: deps
 
 ## soak: release build, then churn against three nodes of roomcast, Socket.IO and socketioxide on one
 ## Redis (AOF) behind nginx while a node and Redis are SIGKILLed, a slow reader in a busy room and a
-## million connect/disconnect cycles (~20 min, loads both cores); writes bench/SOAK.md and fails when
-## roomcast misses a goal. Needs node/npm, redis-server, nginx. Never part of `make test`.
+## million connect/disconnect cycles (~12 min plus the builds, loads both cores); writes bench/SOAK.md
+## and fails when roomcast misses a goal. Needs node/npm, redis-server, nginx. Never part of `make test`.
 soak: deps
 	CARGO='$(CARGO)' bench/soak.sh
 
