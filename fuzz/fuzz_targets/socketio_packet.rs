@@ -81,10 +81,10 @@ fn socket_io(text: &str) {
     {
         // The face looks the name up in its table and fills room templates from the first argument.
         let arg = args.first().and_then(|a| serde_json::from_str::<serde_json::Value>(a.get()).ok());
-        if let Some(mapping) = EventTable::defaults().get(&name) {
-            if let Some(room) = mapping.room(arg.as_ref()) {
-                assert!(room.starts_with("dialog:"), "{room}");
-            }
+        if let Some(mapping) = EventTable::defaults().get(&name)
+            && let Some(room) = mapping.room(arg.as_ref())
+        {
+            assert!(room.starts_with("dialog:"), "{room}");
         }
     }
 }
