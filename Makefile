@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-do-not-use-in-production
 DEV_API_KEY ?= dev-api-key
 BIN := target/debug/roomcast
 
-.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench autobahn fuzz
+.PHONY: all build run test deps cluster cluster-stop fmt lint clean bench soak autobahn fuzz
 
 all: build
 
@@ -74,6 +74,13 @@ cluster-stop:
 ## bench/results/<date>-<commit>.json. Needs node/npm, redis-server, openssl. Never part of `make test`.
 bench: deps
 	bench/run.sh
+
+## soak: release build, then churn against three nodes of roomcast, Socket.IO and socketioxide on one
+## Redis (AOF) behind nginx while a node and Redis are SIGKILLed, a slow reader in a busy room and a
+## million connect/disconnect cycles (~12 min plus the builds, loads both cores); writes bench/SOAK.md
+## and fails when roomcast misses a goal. Needs node/npm, redis-server, nginx. Never part of `make test`.
+soak: deps
+	CARGO='$(CARGO)' bench/soak.sh
 
 ## fuzz: every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_SECS seconds each (default 60), one at
 ## a time at nice 19, from the seeds in fuzz/seeds; nightly toolchain, installs cargo-fuzz when missing.

@@ -109,3 +109,23 @@ write("api_body", "publish", b"\x00" + json.dumps({"room": "dialog:1", "event": 
 write("api_body", "members", b"\x01" + json.dumps({"room": "dialog:1", "add": ["u1", "u2"], "remove": ["u3"]}).encode())
 write("api_body", "disconnect", b"\x02" + json.dumps({"user": "u3", "code": 4003}).encode())
 write("api_body", "array", b"\x02" + b'["pa2",4000]')
+
+# socketio_packet: mode byte (even: one WebSocket text frame, odd: a polling payload), then the
+# Engine.IO packet(s); messages (`4`) carry Socket.IO packets.
+for name, frame_text in {
+    "connect": '40{"token":"x.y.z"}',
+    "connect_ns": '40/admin,{"token":"x.y.z"}',
+    "event": '42["subscribe:chat",{"chatId":42}]',
+    "event_ack": '4217["roomcast:subscribe",{"room":"dialog:1","since":{"offset":3,"epoch":"e"}}]',
+    "event_ns_ack": '42/admin,9["typing:start",{"chatId":"a7"}]',
+    "binary_event": '451-["upload",{"_placeholder":true,"num":0}]',
+    "ack": '433[{"ok":true}]',
+    "binary_ack": '462-/admin,4[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
+    "disconnect": "41/admin,",
+    "ping_probe": "2probe",
+    "upgrade": "5",
+}.items():
+    write("socketio_packet", "ws_" + name, b"\x00" + frame_text.encode())
+write("socketio_packet", "poll_messages", b"\x01" + b"\x1e".join([b'40{"token":"t"}', b'42["m",1]', b"3", b"6"]))
+write("socketio_packet", "poll_binary", b"\x01" + b'451-["upload",{"_placeholder":true,"num":0}]\x1ebAQIDBA==')
+write("socketio_packet", "poll_close", b"\x01" + b"41\x1e1")

@@ -17,7 +17,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 SECS="${FUZZ_SECS:-60}"
 WORK="$REPO/target/fuzz"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_reader client_command room_name token envelope api_body)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_reader client_command room_name token envelope api_body socketio_packet)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 rustup run nightly rustc --version >/dev/null 2>&1 || { echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly)" >&2; exit 1; }

@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
             | ClientFrame::Unsubscribe { id, .. }
             | ClientFrame::Emit { id, .. }
             | ClientFrame::Refresh { id, .. }
+            | ClientFrame::Presence { id, .. }
+            | ClientFrame::PresenceStats { id, .. }
+            | ClientFrame::Ack { id, .. }
             | ClientFrame::Ping { id } => *id,
         };
         if id.is_some() {

@@ -71,6 +71,10 @@ async function main() {
     const { createShardedAdapter } = require("@socket.io/redis-adapter");
     const pubClient = createClient({ url: process.env.REDIS_URL });
     const subClient = pubClient.duplicate();
+    // An 'error' event without a listener ends the Node process; with these listeners the
+    // clients reconnect on their own when Redis comes back (make soak kills and restarts it).
+    pubClient.on("error", (e) => console.error("redis pub client:", e.message));
+    subClient.on("error", (e) => console.error("redis sub client:", e.message));
     await Promise.all([pubClient.connect(), subClient.connect()]);
     options.adapter = createShardedAdapter(pubClient, subClient);
   }

@@ -147,7 +147,7 @@ pub async fn run(target: &Target, p: &ChurnParams) -> anyhow::Result<ScenarioRes
         }
         let data = payload(seq as u64, intended, p.payload).replacen("\"p\":", &format!("\"r\":{d},\"p\":"), 1);
         let body = format!(r#"{{"room":"{}","event":"message:new","data":{data},"id":"k{tag}-{seq}"}}"#, room(d));
-        let _ = queues[d].send((seq as u64, body.into_bytes()));
+        let _ = queues[d].send((seq as u64, body.into_bytes(), tokio::time::Instant::now()));
     }
     drop(queues);
     calm.cancel();

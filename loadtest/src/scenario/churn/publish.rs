@@ -16,7 +16,10 @@ use tokio::task::JoinSet;
 use crate::http::HttpConn;
 use crate::target::Target;
 
-/// How long one publish may keep being retried before it counts as never acknowledged.
+/// How long after its turn a message may still be retried before it counts as never
+/// acknowledged. Counted from when it was queued, not from its first attempt: when no node takes
+/// publishes any more (a peer that never got Redis back), a dialog's backlog then drains with one
+/// failed attempt per message instead of a minute each.
 const GIVE_UP: Duration = Duration::from_secs(60);
 /// Bound of one HTTP exchange (a node killed mid-request must not stall its dialog).
 const EXCHANGE: Duration = Duration::from_secs(3);
@@ -43,8 +46,8 @@ impl Ledger {
     }
 }
 
-/// One message to publish: its sequence number and JSON body.
-pub(super) type Job = (u64, Vec<u8>);
+/// One message to publish: its sequence number, JSON body and when it was queued (its turn).
+pub(super) type Job = (u64, Vec<u8>, tokio::time::Instant);
 
 /// Starts one publisher task per dialog; returns their queues (index = dialog) and the tasks,
 /// which end once the queues are dropped and drained.
@@ -64,15 +67,14 @@ pub(super) fn start(
         tasks.spawn(async move {
             let mut node = d % nodes.len();
             let mut conn = HttpConn::new(nodes[node]);
-            while let Some((seq, body)) = rx.recv().await {
-                let started = tokio::time::Instant::now();
+            while let Some((seq, body, queued)) = rx.recv().await {
                 loop {
                     let sent = tokio::time::timeout(EXCHANGE, conn.post(path, key.as_deref(), &body)).await;
                     if matches!(sent, Ok(Ok((200, _)))) {
                         ledger.acked[seq as usize].store(true, Ordering::Relaxed);
                         break;
                     }
-                    if started.elapsed() > GIVE_UP {
+                    if queued.elapsed() > GIVE_UP {
                         ledger.abandoned.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
