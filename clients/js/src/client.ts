@@ -665,7 +665,7 @@ export class RoomcastClient {
     const { offset, epoch } = got;
     const gen = this.gen;
     r.acked = offset;
-    this.cmd({ type: "ack", room: r.name, offset }, (f) => {
+    this.cmd({ type: "ack", room: r.name, offset, epoch }, (f) => {
       if (f.type === "ok") {
         if (r.got?.epoch === epoch) r.confirmed = Math.max(r.confirmed, offset);
       } else if (r.ackErr !== gen) {

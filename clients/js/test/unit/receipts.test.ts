@@ -65,7 +65,7 @@ describe("receipts", () => {
     expect(acks).toEqual([]);
     await vi.advanceTimersByTimeAsync(0);
     expect(acks.map((a) => a.offset)).toEqual([10]);
-    expect(ws.lastOf("ack")).toEqual({ type: "ack", room: ROOM, offset: 10, id: acks[0]?.id });
+    expect(ws.lastOf("ack")).toEqual({ type: "ack", room: ROOM, offset: 10, epoch: EPOCH, id: acks[0]?.id });
     await vi.advanceTimersByTimeAsync(5000);
     expect(acks.length).toBe(1);
   });
