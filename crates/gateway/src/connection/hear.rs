@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use roomcast_proto::RoomName;
 use roomcast_proto::frames::{ErrorCode, OkReply, PresenceEntry};
 
-use super::session::{Refusal, Reply};
+use super::refusal::{Refusal, Reply};
 use crate::node::Node;
 use crate::rooms::Member;
 

@@ -10,12 +10,14 @@
 //!
 //! # Layout
 //! - `mod.rs`: the task: upgrade, authenticate, join the own rooms, serve, close.
-//! - `reader.rs`: client frames; `session.rs`: client commands; `writer.rs`: the socket's writes.
+//! - `reader.rs`: client frames; `session.rs`: client commands, with `hear.rs` (the read-only ones:
+//!   presence, receipts) and `refusal.rs` (a command's error reply); `writer.rs`: the socket's writes.
 //! - `lifetime.rs`: the guard that ends a connection.
 
 mod hear;
 pub mod lifetime;
 pub mod reader;
+mod refusal;
 pub mod session;
 pub mod writer;
 

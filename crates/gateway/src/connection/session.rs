@@ -12,7 +12,7 @@ use roomcast_proto::{RoomKind, RoomName};
 use serde_json::value::RawValue;
 
 use crate::auth::AuthError;
-use crate::broker::{Access, BrokerError, JoinOutcome, JoinReply, Since};
+use crate::broker::{Access, JoinOutcome, JoinReply, Since};
 use crate::close::CloseReason;
 use crate::node::Node;
 use crate::ratelimit::TokenBucket;
@@ -20,29 +20,7 @@ use crate::rooms::Member;
 use crate::wire;
 
 use super::hear;
-
-/// An `error` reply to a command, before it is sent.
-pub(super) struct Refusal {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Refusal {
-    pub(super) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
-    }
-
-    /// A broker failure, as the client sees it: `internal`, without the node's internals.
-    pub(super) fn broker(e: &BrokerError) -> Self {
-        let message = match e {
-            BrokerError::Unavailable(_) => "the node cannot reach its broker; retry after a backoff",
-            BrokerError::Refused(_) | BrokerError::Internal(_) => "the node's broker failed; retry after a backoff",
-        };
-        Self::new(ErrorCode::Internal, message)
-    }
-}
-
-pub(super) type Reply = Result<Option<OkReply>, Refusal>;
+use super::refusal::{Refusal, Reply};
 
 /// How a face answers commands: `/ws` queues JSON frames; Socket.IO acks the event that asked.
 pub trait Replies: Send + Sync + std::fmt::Debug {
