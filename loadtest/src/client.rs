@@ -138,6 +138,11 @@ impl Client {
         }
     }
 
+    /// Sends a text frame (a command the scenario builds itself).
+    pub async fn send_text(&mut self, text: &[u8]) -> io::Result<()> {
+        self.ws.send_text(text).await
+    }
+
     /// Reads one batch from the socket and hands every event's text to `on_event`; answers
     /// heartbeats. Returns `Ok(false)` once the server closed the connection.
     pub async fn receive(&mut self, mut on_event: impl FnMut(&[u8])) -> io::Result<bool> {

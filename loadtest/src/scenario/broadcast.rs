@@ -42,11 +42,24 @@ pub struct BroadcastParams {
     /// others' latency shows what one slow reader costs them. Not counted in the figures.
     #[arg(long, default_value_t = 0)]
     pub slow_readers: usize,
+    /// Every subscriber acknowledges what it received (`ack` with the highest offset, once per
+    /// batch read from its socket), as clients with delivery receipts do; roomcast `/ws` only,
+    /// for a node with `receipt_rooms` covering `org:`.
+    #[arg(long, default_value_t = false)]
+    pub acks: bool,
 }
 
 impl Default for BroadcastParams {
     fn default() -> Self {
-        Self { subscribers: 1000, payload: 100, publishes: 1000, rate: 0.0, concurrency: 256, slow_readers: 0 }
+        Self {
+            subscribers: 1000,
+            payload: 100,
+            publishes: 1000,
+            rate: 0.0,
+            concurrency: 256,
+            slow_readers: 0,
+            acks: false,
+        }
     }
 }
 
@@ -74,7 +87,8 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
         1 => ", 1 slow reader".to_owned(),
         n => format!(", {n} slow readers"),
     };
-    let label = format!("broadcast 1→{} {size}{pace}{slow}", thousands(p.subscribers));
+    let acks = if p.acks { ", acked" } else { "" };
+    let label = format!("broadcast 1→{} {size}{pace}{slow}{acks}", thousands(p.subscribers));
     let progress = {
         let t = Arc::clone(&tracker);
         Progress::start(format!("{label} {}", target.name), Arc::clone(&counters), move || t.delivered())
@@ -87,7 +101,8 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
         .collect();
     let slow_readers = open_all(slow_specs, target.protocol, p.concurrency, &Arc::new(Counters::default())).await?;
     let stop = CancellationToken::new();
-    let receivers = receive_all(clients, &tracker, &stop, &counters);
+    let acked_room = p.acks.then(|| Arc::<str>::from(room.as_str()));
+    let receivers = receive_all(clients, &tracker, &stop, &counters, acked_room);
 
     let mut publisher = PublishConn::new(target, node.addr);
     let cpu = CpuWindow::start(&pids, None);

@@ -138,7 +138,7 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
         );
     }
     let stop = CancellationToken::new();
-    let receivers = receive_all(clients, &tracker, &stop, &counters);
+    let receivers = receive_all(clients, &tracker, &stop, &counters, None);
 
     // HTTP publishers: `publishers` keep-alive connections per node, fed round-robin.
     let errors = Arc::new(AtomicU64::new(0));

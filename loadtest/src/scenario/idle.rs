@@ -64,7 +64,7 @@ pub async fn run(target: &Target, p: &IdleParams) -> anyhow::Result<Vec<Scenario
         let connect_secs = started.elapsed().as_secs_f64();
         let (connect_cpu, own_connect_cpu, _) = cpu.elapsed(&pids, None);
         let added = clients.len();
-        receivers.push(receive_all(clients, &tracker, &stop, &counters));
+        receivers.push(receive_all(clients, &tracker, &stop, &counters, None));
         open += added;
         let hold = CpuWindow::start(&pids, None);
         tokio::time::sleep(Duration::from_secs(p.hold_secs)).await;

@@ -91,20 +91,38 @@ pub fn receive_all(
     tracker: &Arc<Tracker>,
     stop: &CancellationToken,
     counters: &Arc<Counters>,
+    acked_room: Option<Arc<str>>,
 ) -> JoinSet<Option<Client>> {
     let mut tasks = JoinSet::new();
     for mut client in clients {
         let (tracker, stop, counters) = (Arc::clone(tracker), stop.clone(), Arc::clone(counters));
+        let acked_room = acked_room.clone();
         tasks.spawn(async move {
             let mut stamps = Vec::with_capacity(64);
+            let (mut highest, mut acked) = (0u64, 0u64);
             loop {
                 stamps.clear();
                 let open = tokio::select! {
-                    r = client.receive(|text| stamps.push(stamp(text))) => r,
+                    r = client.receive(|text| {
+                        stamps.push(stamp(text));
+                        if acked_room.is_some() {
+                            highest = highest.max(offset_of(text).unwrap_or(0));
+                        }
+                    }) => r,
                     () = stop.cancelled() => return Some(client),
                 };
                 if !stamps.is_empty() {
                     tracker.received(&stamps, now_us());
+                }
+                if let Some(room) = &acked_room
+                    && highest > acked
+                {
+                    acked = highest;
+                    let ack = format!(r#"{{"type":"ack","room":"{room}","offset":{highest}}}"#);
+                    if client.send_text(ack.as_bytes()).await.is_err() {
+                        counters.connections.fetch_sub(1, Ordering::Relaxed);
+                        return None;
+                    }
                 }
                 if !matches!(open, Ok(true)) {
                     counters.connections.fetch_sub(1, Ordering::Relaxed);
@@ -114,6 +132,13 @@ pub fn receive_all(
         });
     }
     tasks
+}
+
+/// The `offset` of an `event` frame's text, read without parsing the whole frame.
+fn offset_of(text: &[u8]) -> Option<u64> {
+    let at = crate::ws::find(text, b"\"offset\":")? + b"\"offset\":".len();
+    let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&text[at..at + digits]).ok()?.parse().ok()
 }
 
 /// Stops receivers and closes their clients.
