@@ -46,7 +46,8 @@ if ! "$VENV/bin/wstest" --help >/dev/null 2>&1; then
         -r "$HERE/autobahn-requirements.txt"
 fi
 
-"$CARGO" build -q -p roomcast-gateway --example autobahn_echo
+# Unquoted: CARGO may be a command with arguments (make test CARGO="flock lock cargo").
+$CARGO build -q -p roomcast-gateway --example autobahn_echo
 ECHO_BIN="$TARGET_DIR/debug/examples/autobahn_echo"
 
 rm -rf "$OUT"

@@ -24,7 +24,8 @@ pub fn presence_body(bytes: &[u8], node: &Node) -> Result<RoomName, ApiError> {
     let req: PresenceRequest = parse(bytes, node.config.max_json_depth)?;
     let room = RoomName::parse(&req.room).map_err(|e| ApiError::bad_request(format!("room: {e}")))?;
     if !node.presence.keeps(&room) {
-        return Err(ApiError::bad_request(format!("room: presence is not kept for {room} (see presence_rooms)")));
+        let why = if node.presence.enabled() { "see presence_rooms" } else { "presence=false" };
+        return Err(ApiError::bad_request(format!("room: presence is not kept for {room} ({why})")));
     }
     Ok(room)
 }
@@ -68,6 +69,9 @@ pub(super) async fn online(
 ) -> Result<Json<OnlineResponse>, ApiError> {
     let bytes = read_body(&node, &headers, body).await?;
     let users = online_body(&bytes, node.config.max_json_depth)?;
+    if !node.presence.enabled() {
+        return Err(ApiError::bad_request("online status is off on this node (presence=false)"));
+    }
     let statuses = node.presence.online(&users).await.map_err(BrokerError::from)?;
     let users: BTreeMap<String, UserOnline> = statuses
         .into_iter()

@@ -29,6 +29,10 @@ impl RoomPrefixes {
 /// Presence in rooms and online status.
 #[derive(Debug, Clone)]
 pub struct PresenceConfig {
+    /// Whether the node keeps presence and online status at all; off, it writes nothing for
+    /// them and makes no `user_online` / `user_offline` / `subscribed` / `unsubscribed`.
+    /// Default: on.
+    pub enabled: bool,
     /// Rooms that keep presence (who is there, `join`/`leave` frames). Default: `dialog:`.
     pub rooms: RoomPrefixes,
     /// A node whose heartbeat is older than this is taken for dead, and its connections leave
@@ -42,6 +46,7 @@ pub struct PresenceConfig {
 impl Default for PresenceConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             rooms: RoomPrefixes::new(vec!["dialog:".to_owned()]),
             ttl: Duration::from_secs(10),
             offline_grace: Duration::from_secs(10),
@@ -106,6 +111,7 @@ impl EventsConfig {
 
 /// Reads the presence settings.
 pub(super) fn load_presence(s: &mut Settings<'_>, c: &mut PresenceConfig) -> Result<(), ConfigError> {
+    s.set(&mut c.enabled, "presence")?;
     if let Some(rooms) = s.get::<Vec<String>>("presence_rooms")? {
         c.rooms = RoomPrefixes::new(rooms);
     }

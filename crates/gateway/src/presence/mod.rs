@@ -102,9 +102,16 @@ impl Presence {
             events,
             fanout,
         });
-        let hook: Arc<dyn MembershipHook> = presence.clone();
-        presence.fanout.registry().on_membership(Arc::downgrade(&hook));
+        if presence.config.enabled {
+            let hook: Arc<dyn MembershipHook> = presence.clone();
+            presence.fanout.registry().on_membership(Arc::downgrade(&hook));
+        }
         presence
+    }
+
+    /// Whether the node keeps presence and online status (`presence`, on by default).
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
     }
 
     fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
@@ -113,7 +120,7 @@ impl Presence {
 
     /// Whether `room` keeps presence (who is there, `join` / `leave`).
     pub fn keeps(&self, room: &RoomName) -> bool {
-        self.config.rooms.matches(room.as_str())
+        self.config.enabled && self.config.rooms.matches(room.as_str())
     }
 
     /// Whether `room`'s users are counted (presence, or `subscribed` / `unsubscribed` events).
@@ -165,6 +172,9 @@ impl Presence {
 
     /// Writes what changed, sends heartbeats and sweeps, until the task is dropped.
     pub async fn run(self: Arc<Self>) {
+        if !self.config.enabled {
+            return;
+        }
         if let Backend::Redis(np) = &self.backend {
             // A process that had this node id before (killed, restarted within the ttl) may
             // have left counts behind: they go first.

@@ -101,3 +101,19 @@ async fn bad_presence_and_online_requests_are_400s_naming_the_field() {
     let (status, info) = gw.get("/api/info").await;
     assert_eq!(status, 401, "the API key is needed: {info}");
 }
+
+#[tokio::test]
+async fn with_presence_off_nothing_is_counted_and_the_api_says_so() {
+    let gw = TestGateway::start_with(|c| c.presence.enabled = false).await;
+    gw.add_members("dialog:off", &["u1"]).await;
+    let mut a = gw.connect("u1", None).await;
+    let refused = a.request(json!({"type": "subscribe", "id": 1, "room": "dialog:off", "presence": true})).await;
+    assert_eq!(refused["code"], "bad_request", "{refused}");
+    a.subscribe("dialog:off").await;
+    let (status, online) = gw.api("online", &json!({"users": ["u1"]})).await;
+    assert_eq!(status, 400, "{online}");
+    assert!(online["message"].as_str().unwrap().contains("presence=false"), "{online}");
+    let (status, presence) = gw.api("presence", &json!({"room": "dialog:off"})).await;
+    assert_eq!(status, 400, "{presence}");
+    assert!(presence["message"].as_str().unwrap().contains("presence=false"), "{presence}");
+}
