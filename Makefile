@@ -82,6 +82,13 @@ bench: deps
 soak: deps
 	CARGO='$(CARGO)' bench/soak.sh
 
+## bench-presence: what presence, online status, events and receipts cost (issue 15): a connect
+## storm with presence off and on, Redis calls per connect and disconnect, broadcast with and
+## without receipts, on one Redis, release builds (~5 min); writes bench/PRESENCE.md. Not in `make test`.
+.PHONY: bench-presence
+bench-presence: deps
+	bench/presence.sh
+
 ## fuzz: every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_SECS seconds each (default 60), one at
 ## a time at nice 19, from the seeds in fuzz/seeds; nightly toolchain, installs cargo-fuzz when missing.
 ## Not part of `make test`. FUZZ_TARGETS="token envelope" runs some only.
