@@ -5,6 +5,7 @@
 //! [`ConfigError`] line that names it.
 
 mod presence;
+mod redis;
 mod values;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use presence::{EventsConfig, PresenceConfig, RoomPrefixes};
-use roomcast_publisher::{Retention, layout};
+use roomcast_publisher::{RedisOptions, Retention, layout};
 use values::Settings;
 pub use values::parse_duration;
 
@@ -87,6 +88,9 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// The broker: embedded unless a Redis URL or cluster is set.
     pub broker: BrokerConfig,
+    /// TLS material and credentials for the Redis connections (`redis_tls_*`,
+    /// `redis_username`, `redis_password`).
+    pub redis: RedisOptions,
     /// Prefix of every Redis channel (and hash tag of every key). Default: none.
     pub redis_prefix: String,
     /// How long a node stays subscribed to a room's channel after its last local member left,
@@ -160,6 +164,7 @@ impl Config {
                 leeway: Duration::from_secs(5),
             },
             broker: BrokerConfig::Embedded,
+            redis: RedisOptions::default(),
             redis_prefix: String::new(),
             unsubscribe_delay: Duration::from_secs(1),
             retention: Retention::default(),
@@ -192,35 +197,7 @@ impl Config {
         let mut s = Settings::open(file, env)?;
         let mut c = Self::with_secret("");
 
-        let url = s.get::<String>("redis_url")?.filter(|u| !u.is_empty());
-        let cluster = s.get::<String>("redis_cluster")?.filter(|u| !u.is_empty());
-        c.broker = match (url, cluster) {
-            (Some(_), Some(_)) => {
-                return Err(s.error("redis_url", "both ROOMCAST_REDIS_URL and ROOMCAST_REDIS_CLUSTER are set; set one"));
-            }
-            (Some(url), None) if url.starts_with("rediss://") => {
-                return Err(s.error(
-                    "redis_url",
-                    "rediss:// (TLS) is not supported by this build; reach Redis over a private network or a TLS tunnel with redis://",
-                ));
-            }
-            (Some(url), None) if !url.starts_with("redis://") => {
-                return Err(s.error("redis_url", &format!("expected redis://host:port, got {url:?}")));
-            }
-            (Some(url), None) => BrokerConfig::Redis(url),
-            (None, Some(seeds)) => {
-                let seeds: Vec<String> =
-                    seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                if let Some(bad) = seeds.iter().find(|s| !s.contains(':')) {
-                    return Err(s.error(
-                        "redis_cluster",
-                        &format!("expected host:port seeds separated by commas, got {bad:?}"),
-                    ));
-                }
-                BrokerConfig::Cluster(seeds)
-            }
-            (None, None) => BrokerConfig::Embedded,
-        };
+        redis::load(&mut s, &mut c)?;
         s.set(&mut c.redis_prefix, "redis_prefix")?;
         layout::check_prefix(&c.redis_prefix).map_err(|m| s.error("redis_prefix", &m))?;
         s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;

@@ -30,6 +30,7 @@ use crate::fanout::Fanout;
 use channels::ChannelTable;
 use link::{Link, SubConn};
 use push::Signals;
+use roomcast_publisher::RedisOptions;
 
 /// How often an idle subscriber connection is probed with PING.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(10);
@@ -73,6 +74,7 @@ impl Subscriber {
     /// Connects the subscriber connection and starts its supervisor.
     pub(super) async fn connect(
         target: BrokerConfig,
+        options: RedisOptions,
         prefix: String,
         fanout: Fanout,
         repair: GapRepair,
@@ -83,7 +85,7 @@ impl Subscriber {
             prefix,
             repair,
             channels: ChannelTable::new(),
-            link: Link::new(target),
+            link: Link::new(target, options),
             signals: Arc::clone(&signals),
             delay,
             fanout: fanout.clone(),
