@@ -30,7 +30,6 @@ pub use embedded::EmbeddedBroker;
 pub use error::{BrokerError, Cause, causes};
 pub use history::RoomHistory;
 pub use redis::RedisBroker;
-pub use subscriber::PROBE_INTERVAL;
 
 use crate::config::{BrokerConfig, Config, ConfigError};
 use crate::event::RoomEvent;

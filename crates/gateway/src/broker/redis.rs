@@ -48,6 +48,7 @@ impl RedisBroker {
             fanout.clone(),
             repair,
             config.unsubscribe_delay,
+            config.redis_stall_timeout,
         )
         .await?;
         Ok(Self { publisher, subscriber, fanout })

@@ -93,6 +93,9 @@ pub struct Config {
     pub redis: RedisOptions,
     /// Prefix of every Redis channel (and hash tag of every key). Default: none.
     pub redis_prefix: String,
+    /// A Redis whose subscriber connection answers no PING for this long is taken as lost
+    /// (`/readyz` 503, `roomcast_broker_up` 0, reconnect and repair). Default: 3 s.
+    pub redis_stall_timeout: Duration,
     /// How long a node stays subscribed to a room's channel after its last local member left,
     /// so that churn does not hammer Redis. Default: 1 s.
     pub unsubscribe_delay: Duration,
@@ -166,6 +169,7 @@ impl Config {
             broker: BrokerConfig::Embedded,
             redis: RedisOptions::default(),
             redis_prefix: String::new(),
+            redis_stall_timeout: Duration::from_secs(3),
             unsubscribe_delay: Duration::from_secs(1),
             retention: Retention::default(),
             api_key: None,
@@ -200,6 +204,7 @@ impl Config {
         redis::load(&mut s, &mut c)?;
         s.set(&mut c.redis_prefix, "redis_prefix")?;
         layout::check_prefix(&c.redis_prefix).map_err(|m| s.error("redis_prefix", &m))?;
+        s.set(&mut c.redis_stall_timeout, "redis_stall_timeout")?;
         s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;
         s.set(&mut c.retention.history_size, "history_size")?;
         s.set(&mut c.retention.history_ttl, "history_ttl")?;
@@ -289,6 +294,9 @@ impl Config {
             return Err(
                 s.error("idle_timeout", "must be longer than ping_interval, or every client times out between pings")
             );
+        }
+        if self.redis_stall_timeout < Duration::from_millis(300) {
+            return Err(s.error("redis_stall_timeout", "must be at least 300ms"));
         }
         if self.node_id.is_empty() || self.node_id.chars().any(char::is_whitespace) {
             return Err(s.error("node_id", "must be non-empty and without spaces"));

@@ -219,3 +219,13 @@ fn redis_credentials_come_from_the_url_or_their_settings_not_both() {
         load(&[base, ("ROOMCAST_REDIS_URL", "redis://u@r:6379"), ("ROOMCAST_REDIS_USERNAME", "x")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_REDIS_USERNAME");
 }
+
+#[test]
+fn the_redis_stall_timeout_defaults_to_three_seconds_and_has_a_floor() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert_eq!(c.redis_stall_timeout, Duration::from_secs(3));
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_STALL_TIMEOUT", "1s")], None).unwrap();
+    assert_eq!(c.redis_stall_timeout, Duration::from_secs(1));
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_STALL_TIMEOUT", "100ms")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_STALL_TIMEOUT");
+}

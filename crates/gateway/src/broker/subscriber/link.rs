@@ -48,14 +48,18 @@ impl SubConn {
         .await
     }
 
-    pub(super) async fn ping(&self) -> RedisResult<String> {
-        bounded(async {
+    /// PINGs, failing as a timeout when no answer came within `deadline`.
+    pub(super) async fn ping(&self, deadline: Duration) -> RedisResult<String> {
+        let call = async {
             match self.clone() {
                 SubConn::Single(mut c) => redis::cmd("PING").query_async(&mut c).await,
                 SubConn::Cluster(mut c) => redis::cmd("PING").query_async(&mut c).await,
             }
-        })
-        .await
+        };
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer to PING in time"))),
+        }
     }
 }
 
