@@ -26,8 +26,9 @@
 //!
 //! In the order a publish crosses them:
 //!
-//! - Connect: [`Target`], where Redis is, and [`resp3_url`] (`target.rs`); [`Publisher`]
-//!   (`publisher.rs`).
+//! - Connect: [`Target`], where Redis is, and [`resp3_url`] (`target.rs`); [`RedisOptions`],
+//!   TLS material and credentials (`options.rs`); [`client`] and [`cluster_builder`], the
+//!   clients they make (`clients.rs`); [`Publisher`] (`publisher.rs`).
 //! - Join: member sets and [`History`], a room's position and recent events read by a joining
 //!   node (`history.rs`).
 //! - Publish: [`Event`] and [`Published`] (`event.rs`); message ids and epochs (`ids.rs`);
@@ -39,11 +40,13 @@
 //! - [`Error`]: what a caller can branch on (`error.rs`).
 
 mod broadcast;
+mod clients;
 mod error;
 mod event;
 mod history;
 mod ids;
 pub mod layout;
+mod options;
 mod page;
 pub mod presence;
 mod publisher;
@@ -52,10 +55,12 @@ mod scripts;
 mod target;
 
 pub use broadcast::MAX_BROADCAST_ROOMS;
+pub use clients::{client, cluster_builder};
 pub use error::Error;
 pub use event::{Event, Published};
 pub use history::History;
 pub use ids::{new_epoch, new_message_id};
+pub use options::{ClientCert, RedisOptions, Tls};
 pub use page::MAX_HISTORY_PAGE;
 pub use publisher::Publisher;
 pub use retention::Retention;

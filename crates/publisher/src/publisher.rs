@@ -12,13 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prost::Message;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{FromRedisValue, ProtocolVersion, Script};
+use redis::{FromRedisValue, Script};
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 
 use crate::ids::{new_epoch, new_message_id};
-use crate::target::{Target, resp3_url};
-use crate::{Error, Event, History, Published, Retention, layout, scripts};
+use crate::target::Target;
+use crate::{Error, Event, History, Published, RedisOptions, Retention, clients, layout, scripts};
 
 /// The event's name and data, checked: what every publish of it needs first.
 pub(crate) fn checked_data<'e>(event: &'e Event<'_>) -> Result<&'e [u8], Error> {
@@ -65,10 +65,20 @@ impl Publisher {
     /// Connects to `target`; channels are `prefix` + room, and envelopes carry `origin`
     /// (a gateway's node id; empty for backends).
     pub async fn connect_with(target: Target, prefix: &str, origin: &str) -> Result<Self, Error> {
+        Self::connect_with_options(target, &RedisOptions::default(), prefix, origin).await
+    }
+
+    /// Like [`Self::connect_with`], with TLS material and credentials from `options`.
+    pub async fn connect_with_options(
+        target: Target,
+        options: &RedisOptions,
+        prefix: &str,
+        origin: &str,
+    ) -> Result<Self, Error> {
         layout::check_prefix(prefix).map_err(Error::InvalidArgument)?;
         let (conn, publish_command) = match target {
             Target::Redis(url) => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = clients::client(&url, options, None)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(DEFAULT_TIMEOUT))
                     .set_response_timeout(Some(DEFAULT_TIMEOUT))
@@ -77,8 +87,7 @@ impl Publisher {
                 (Conn::Single(ConnectionManager::new_with_config(client, config).await?), "PUBLISH")
             }
             Target::Cluster(seeds) => {
-                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| resp3_url(s)))
-                    .use_protocol(ProtocolVersion::RESP3)
+                let client = clients::cluster_builder(&seeds, options)?
                     .connection_timeout(DEFAULT_TIMEOUT)
                     .response_timeout(DEFAULT_TIMEOUT)
                     .retries(2)

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod tls;
+
+pub use tls::TestPki;
+
 /// Upper bound for anything a test polls for.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -17,9 +21,12 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
+    /// Its TLS port on 127.0.0.1, when started with [`Self::start_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     cluster: bool,
     persistent: bool,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -35,12 +42,50 @@ impl RedisServer {
     }
 
     fn start_with(cluster: bool, persistent: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_with_args(cluster, persistent, Vec::new(), None)
+    }
+
+    /// Starts a server that also listens for TLS on [`Self::tls_port`], with `pki`'s server
+    /// certificate (`server.crt`, or `elsewhere.crt` when `wrong_host`) and its CA for client
+    /// certificates, which it requires when `client_certs`. The plain port stays open for the
+    /// test's own checks.
+    pub fn start_tls(pki: &TestPki, client_certs: bool, wrong_host: bool) -> Self {
+        let tls_port = free_port();
+        let leaf = if wrong_host { "elsewhere" } else { "server" };
+        let path = |f: &str| pki.path(f).display().to_string();
+        let args = vec![
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(&format!("{leaf}.crt")),
+            "--tls-key-file".to_owned(),
+            path(&format!("{leaf}.key")),
+            "--tls-ca-cert-file".to_owned(),
+            path("ca.crt"),
+            "--tls-auth-clients".to_owned(),
+            if client_certs { "yes" } else { "no" }.to_owned(),
+        ];
+        Self::start_with_args(false, false, args, Some(tls_port))
+    }
+
+    /// Starts a server with `args` added to its command line (such as ACL users), on every
+    /// (re)start.
+    pub fn start_with_extra(args: &[&str]) -> Self {
+        Self::start_with_args(false, false, args.iter().map(|a| (*a).to_owned()).collect(), None)
+    }
+
+    fn start_with_args(cluster: bool, persistent: bool, extra: Vec<String>, tls_port: Option<u16>) -> Self {
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("roomcast-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, child: None, cluster, persistent };
+        let mut server = Self { port, dir, tls_port, child: None, cluster, persistent, extra };
         server.restart();
         server
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, for a server started with [`Self::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port.expect("started with start_tls"))
     }
 
     /// Starts a cluster-enabled server (not yet part of a cluster).
@@ -63,6 +108,7 @@ impl RedisServer {
             command.args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()]);
             command.args(["--cluster-config-file", &format!("nodes-{}.conf", self.port)]);
         }
+        command.args(&self.extra);
         let child = command
             .arg("--dir")
             .arg(&self.dir)
@@ -84,6 +130,22 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the process with SIGSTOP: its sockets stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill is installed");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -116,6 +178,11 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `check` until it holds or `what` times out.

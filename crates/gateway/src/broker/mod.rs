@@ -9,13 +9,15 @@
 //! - `mod.rs`: the operations, their inputs and outcomes.
 //! - `error.rs`: [`BrokerError`] and its kinds.
 //! - `embedded.rs`, `history.rs`: the single-node broker and its per-room memory.
-//! - `redis.rs`: the Redis broker; `subscriber/`: its room subscriptions; `repair.rs`: gap repair.
+//! - `redis.rs`: the Redis broker; `subscriber/`: its room subscriptions; `repair.rs`: gap repair;
+//!   `startup.rs`: which setting a failed connection at start-up names.
 
 mod embedded;
 mod error;
 mod history;
 mod redis;
 mod repair;
+mod startup;
 mod subscriber;
 
 use std::sync::Arc;
@@ -28,7 +30,6 @@ pub use embedded::EmbeddedBroker;
 pub use error::{BrokerError, Cause, causes};
 pub use history::RoomHistory;
 pub use redis::RedisBroker;
-pub use subscriber::PROBE_INTERVAL;
 
 use crate::config::{BrokerConfig, Config, ConfigError};
 use crate::event::RoomEvent;
@@ -154,15 +155,10 @@ pub enum Broker {
 impl Broker {
     /// The broker `config` selects; a Redis that cannot be reached names its setting.
     pub async fn connect(config: &Config, fanout: Fanout) -> Result<Self, ConfigError> {
-        let setting = match &config.broker {
-            BrokerConfig::Embedded => return Ok(Broker::Embedded(EmbeddedBroker::new(fanout, config.retention))),
-            BrokerConfig::Redis(_) => "ROOMCAST_REDIS_URL",
-            BrokerConfig::Cluster(_) => "ROOMCAST_REDIS_CLUSTER",
-        };
-        RedisBroker::connect(config, fanout).await.map(Broker::Redis).map_err(|e| ConfigError {
-            setting: setting.to_owned(),
-            message: format!("cannot connect: {}", causes(&e)),
-        })
+        if config.broker == BrokerConfig::Embedded {
+            return Ok(Broker::Embedded(EmbeddedBroker::new(fanout, config.retention)));
+        }
+        RedisBroker::connect(config, fanout).await.map(Broker::Redis).map_err(|e| startup::refusal(config, &e))
     }
 
     /// The shared Redis, in Redis mode.

@@ -39,16 +39,18 @@ impl RedisBroker {
             BrokerConfig::Cluster(seeds) => Target::Cluster(seeds.clone()),
             BrokerConfig::Embedded => return Err(BrokerError::unavailable("no Redis configured")),
         };
-        let publisher = Publisher::connect_with(target, &config.redis_prefix, &config.node_id)
+        let publisher = Publisher::connect_with_options(target, &config.redis, &config.redis_prefix, &config.node_id)
             .await?
             .with_retention(config.retention);
         let repair = GapRepair::start(publisher.clone(), fanout.clone());
         let subscriber = Subscriber::connect(
             config.broker.clone(),
+            config.redis.clone(),
             config.redis_prefix.clone(),
             fanout.clone(),
             repair,
             config.unsubscribe_delay,
+            config.redis_stall_timeout,
         )
         .await?;
         Ok(Self { publisher, subscriber, fanout })

@@ -5,6 +5,7 @@
 //! [`ConfigError`] line that names it.
 
 mod presence;
+mod redis;
 mod values;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use presence::{EventsConfig, PresenceConfig, RoomPrefixes};
-use roomcast_publisher::{Retention, layout};
+use roomcast_publisher::{RedisOptions, Retention, layout};
 use values::Settings;
 pub use values::parse_duration;
 
@@ -87,8 +88,14 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// The broker: embedded unless a Redis URL or cluster is set.
     pub broker: BrokerConfig,
+    /// TLS material and credentials for the Redis connections (`redis_tls_*`,
+    /// `redis_username`, `redis_password`).
+    pub redis: RedisOptions,
     /// Prefix of every Redis channel (and hash tag of every key). Default: none.
     pub redis_prefix: String,
+    /// A Redis whose subscriber connection answers no PING for this long is taken as lost
+    /// (`/readyz` 503, `roomcast_broker_up` 0, reconnect and repair). Default: 3 s.
+    pub redis_stall_timeout: Duration,
     /// How long a node stays subscribed to a room's channel after its last local member left,
     /// so that churn does not hammer Redis. Default: 1 s.
     pub unsubscribe_delay: Duration,
@@ -160,7 +167,9 @@ impl Config {
                 leeway: Duration::from_secs(5),
             },
             broker: BrokerConfig::Embedded,
+            redis: RedisOptions::default(),
             redis_prefix: String::new(),
+            redis_stall_timeout: Duration::from_secs(3),
             unsubscribe_delay: Duration::from_secs(1),
             retention: Retention::default(),
             api_key: None,
@@ -192,37 +201,10 @@ impl Config {
         let mut s = Settings::open(file, env)?;
         let mut c = Self::with_secret("");
 
-        let url = s.get::<String>("redis_url")?.filter(|u| !u.is_empty());
-        let cluster = s.get::<String>("redis_cluster")?.filter(|u| !u.is_empty());
-        c.broker = match (url, cluster) {
-            (Some(_), Some(_)) => {
-                return Err(s.error("redis_url", "both ROOMCAST_REDIS_URL and ROOMCAST_REDIS_CLUSTER are set; set one"));
-            }
-            (Some(url), None) if url.starts_with("rediss://") => {
-                return Err(s.error(
-                    "redis_url",
-                    "rediss:// (TLS) is not supported by this build; reach Redis over a private network or a TLS tunnel with redis://",
-                ));
-            }
-            (Some(url), None) if !url.starts_with("redis://") => {
-                return Err(s.error("redis_url", &format!("expected redis://host:port, got {url:?}")));
-            }
-            (Some(url), None) => BrokerConfig::Redis(url),
-            (None, Some(seeds)) => {
-                let seeds: Vec<String> =
-                    seeds.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-                if let Some(bad) = seeds.iter().find(|s| !s.contains(':')) {
-                    return Err(s.error(
-                        "redis_cluster",
-                        &format!("expected host:port seeds separated by commas, got {bad:?}"),
-                    ));
-                }
-                BrokerConfig::Cluster(seeds)
-            }
-            (None, None) => BrokerConfig::Embedded,
-        };
+        redis::load(&mut s, &mut c)?;
         s.set(&mut c.redis_prefix, "redis_prefix")?;
         layout::check_prefix(&c.redis_prefix).map_err(|m| s.error("redis_prefix", &m))?;
+        s.set(&mut c.redis_stall_timeout, "redis_stall_timeout")?;
         s.set(&mut c.unsubscribe_delay, "unsubscribe_delay")?;
         s.set(&mut c.retention.history_size, "history_size")?;
         s.set(&mut c.retention.history_ttl, "history_ttl")?;
@@ -312,6 +294,9 @@ impl Config {
             return Err(
                 s.error("idle_timeout", "must be longer than ping_interval, or every client times out between pings")
             );
+        }
+        if self.redis_stall_timeout < Duration::from_millis(300) {
+            return Err(s.error("redis_stall_timeout", "must be at least 300ms"));
         }
         if self.node_id.is_empty() || self.node_id.chars().any(char::is_whitespace) {
             return Err(s.error("node_id", "must be non-empty and without spaces"));

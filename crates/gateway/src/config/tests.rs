@@ -105,9 +105,6 @@ fn contradictions_stop_start_up() {
     assert_eq!(load(&both, None).unwrap_err().setting, "ROOMCAST_REDIS_URL");
     let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_PREFIX", "{x}")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_REDIS_PREFIX");
-    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "rediss://r:6380")], None).unwrap_err();
-    assert_eq!(err.setting, "ROOMCAST_REDIS_URL");
-    assert!(err.message.contains("TLS"), "{err}");
     let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_DEDUP_WINDOW", "0s")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_DEDUP_WINDOW");
 }
@@ -161,4 +158,74 @@ fn allowed_origins_are_a_checked_list() {
     let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_ALLOWED_ORIGINS", "a.test")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_ALLOWED_ORIGINS");
     assert!(err.message.contains("\"a.test\""), "{err}");
+}
+
+#[test]
+fn redis_tls_settings_are_read_and_checked() {
+    let dir = std::env::temp_dir().join(format!("roomcast-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, key) = (dir.join("ca.crt"), dir.join("client.key"));
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n").unwrap();
+    let (ca, key) = (ca.display().to_string(), key.display().to_string());
+    let base = [("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_URL", "rediss://r:6380")];
+
+    let c = load(&base, None).unwrap();
+    assert_eq!(c.broker, BrokerConfig::Redis("rediss://r:6380".into()));
+    assert!(c.redis.tls.as_ref().is_some_and(|t| t.ca.is_none() && t.client.is_none()), "system roots");
+    let c = load(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_CA", &ca)], None).unwrap();
+    assert!(c.redis.tls.unwrap().ca.unwrap().starts_with(b"-----BEGIN CERTIFICATE"));
+    let c =
+        load(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_CERT", &ca), ("ROOMCAST_REDIS_TLS_KEY", &key)], None).unwrap();
+    assert!(c.redis.tls.unwrap().client.is_some());
+
+    let named = |env: &[(&str, &str)]| load(env, None).unwrap_err().setting;
+    assert_eq!(named(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_CA", "/nonexistent/ca.crt")]), "ROOMCAST_REDIS_TLS_CA");
+    assert_eq!(named(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_CA", &key)]), "ROOMCAST_REDIS_TLS_CA");
+    assert_eq!(named(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_CERT", &ca)]), "ROOMCAST_REDIS_TLS_KEY");
+    assert_eq!(named(&[base[0], base[1], ("ROOMCAST_REDIS_TLS_KEY", &key)]), "ROOMCAST_REDIS_TLS_CERT");
+    assert_eq!(
+        named(&[base[0], ("ROOMCAST_REDIS_URL", "redis://r:6379"), ("ROOMCAST_REDIS_TLS_CA", &ca)]),
+        "ROOMCAST_REDIS_TLS_CA",
+        "TLS material without rediss:// is a mistake, not ignored"
+    );
+    assert_eq!(named(&[base[0], ("ROOMCAST_REDIS_CLUSTER", "rediss://a:1,b:2")]), "ROOMCAST_REDIS_CLUSTER");
+    let c = load(&[base[0], ("ROOMCAST_REDIS_CLUSTER", "rediss://a:1,rediss://b:2")], None).unwrap();
+    assert!(c.redis.tls.is_some());
+    assert_eq!(named(&[base[0], ("ROOMCAST_REDIS_URL", "http://r:6379")]), "ROOMCAST_REDIS_URL");
+}
+
+#[test]
+fn redis_credentials_come_from_the_url_or_their_settings_not_both() {
+    let base = ("ROOMCAST_JWT_SECRET", "s");
+    let c = load(
+        &[
+            base,
+            ("ROOMCAST_REDIS_URL", "redis://r:6379"),
+            ("ROOMCAST_REDIS_USERNAME", "node"),
+            ("ROOMCAST_REDIS_PASSWORD", "pw"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!((c.redis.username.as_deref(), c.redis.password.as_deref()), (Some("node"), Some("pw")));
+    assert!(!format!("{c:?}").contains("\"pw\""), "the password is not in the config's Debug");
+    let c = load(&[base, ("ROOMCAST_REDIS_URL", "redis://node:pw@r:6379")], None).unwrap();
+    assert_eq!(c.redis.password, None, "the URL's stay in the URL");
+    let err = load(&[base, ("ROOMCAST_REDIS_URL", "redis://:pw@r:6379"), ("ROOMCAST_REDIS_PASSWORD", "x")], None)
+        .unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_PASSWORD");
+    let err =
+        load(&[base, ("ROOMCAST_REDIS_URL", "redis://u@r:6379"), ("ROOMCAST_REDIS_USERNAME", "x")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_USERNAME");
+}
+
+#[test]
+fn the_redis_stall_timeout_defaults_to_three_seconds_and_has_a_floor() {
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s")], None).unwrap();
+    assert_eq!(c.redis_stall_timeout, Duration::from_secs(3));
+    let c = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_STALL_TIMEOUT", "1s")], None).unwrap();
+    assert_eq!(c.redis_stall_timeout, Duration::from_secs(1));
+    let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_STALL_TIMEOUT", "100ms")], None).unwrap_err();
+    assert_eq!(err.setting, "ROOMCAST_REDIS_STALL_TIMEOUT");
 }

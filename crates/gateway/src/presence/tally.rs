@@ -17,6 +17,10 @@ struct Count {
     written: u64,
 }
 
+/// What `written` holds when the shared state's value is not known: whatever `now` is, it
+/// differs, so the next flush writes it (0 included, which a lost value of 0 would not).
+const UNKNOWN: u64 = u64::MAX;
+
 /// What a flush writes: the counts that changed since they were last written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delta {
@@ -143,15 +147,17 @@ impl Tally {
         self.dirty_rooms.extend(delta.rooms.iter().map(|(r, u, _, _)| (r.clone(), Arc::clone(u))));
     }
 
-    /// The shared state lost this node's counts (it was taken for dead): every count is
-    /// written again.
+    /// The shared state may not hold this node's counts (it was taken for dead, or this is its
+    /// first heartbeat): every count is written again, those at 0 too. Marking them written as
+    /// 0 instead would lose a close that came after their last write: the count would seem
+    /// written, and the user would stay online.
     pub fn rewrite_all(&mut self) {
         for (user, count) in &mut self.users {
-            count.written = 0;
+            count.written = UNKNOWN;
             self.dirty_users.insert(Arc::clone(user));
         }
         for (key, count) in &mut self.rooms {
-            count.written = 0;
+            count.written = UNKNOWN;
             self.dirty_rooms.insert(key.clone());
         }
     }
@@ -163,6 +169,27 @@ mod tests {
 
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn a_close_after_a_write_is_written_even_when_everything_is_rewritten() {
+        let mut t = Tally::default();
+        let u: Arc<str> = Arc::from("u7");
+        let d = room("dialog:1");
+        t.opened(&u);
+        t.entered(&d, &u);
+        let delta = t.take();
+        t.written(&delta);
+        t.exited(&d, &u);
+        t.closed(&u);
+        // The first heartbeat (or a node taken for dead) comes before the next flush.
+        t.rewrite_all();
+        let delta = t.take();
+        assert_eq!(delta.users, vec![(Arc::clone(&u), 0)], "the close must still be written");
+        assert_eq!(delta.rooms, vec![(d, u, 0, false)]);
+        t.written(&delta);
+        assert!(t.take().is_empty());
+        assert!(t.users.is_empty() && t.rooms.is_empty(), "written zeros are forgotten");
     }
 
     #[test]

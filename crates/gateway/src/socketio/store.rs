@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use roomcast_publisher::resp3_url;
 
 use crate::broker::BrokerError;
 use crate::config::{BrokerConfig, Config};
@@ -86,7 +85,7 @@ impl SessionStore {
         Ok(match &config.broker {
             BrokerConfig::Embedded => SessionStore::Memory(Mutex::default()),
             BrokerConfig::Redis(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(BrokerError::unavailable)?;
+                let client = roomcast_publisher::client(url, &config.redis, None).map_err(BrokerError::unavailable)?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(TIMEOUT))
                     .set_response_timeout(Some(TIMEOUT));
@@ -95,8 +94,8 @@ impl SessionStore {
                 SessionStore::Redis(conn, prefix)
             }
             BrokerConfig::Cluster(seeds) => {
-                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| resp3_url(s)))
-                    .use_protocol(redis::ProtocolVersion::RESP3)
+                let client = roomcast_publisher::cluster_builder(seeds, &config.redis)
+                    .map_err(BrokerError::unavailable)?
                     .connection_timeout(TIMEOUT)
                     .response_timeout(TIMEOUT)
                     .build()

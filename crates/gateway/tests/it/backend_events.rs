@@ -36,9 +36,31 @@ async fn stream_shows(redis: &RedisServer, what: &str, check: impl Fn(&[Value]) 
         if check(&events) {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; the stream holds {events:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; the stream holds {events:?}; presence keys: {}",
+            presence_keys(redis)
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The online-status keys in Redis, for a failure message.
+fn presence_keys(redis: &RedisServer) -> String {
+    let mut c = redis.connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("{roomcast:events}*").query(&mut c).unwrap_or_default();
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query(&mut c).unwrap_or_default();
+        let value: Vec<String> = match kind.as_str() {
+            "hash" => redis::cmd("HGETALL").arg(&key).query(&mut c).unwrap_or_default(),
+            "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query(&mut c).unwrap_or_default(),
+            "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut c).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        out.push(format!("{key} ({kind}) {value:?}"));
+    }
+    out.join("; ")
 }
 
 fn count(events: &[Value], kind: &str, user: &str) -> usize {

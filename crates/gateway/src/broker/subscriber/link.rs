@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, RedisResult};
-use roomcast_publisher::resp3_url;
+use roomcast_publisher::RedisOptions;
 
 use crate::broker::BrokerError;
 use crate::config::BrokerConfig;
@@ -48,14 +48,18 @@ impl SubConn {
         .await
     }
 
-    pub(super) async fn ping(&self) -> RedisResult<String> {
-        bounded(async {
+    /// PINGs, failing as a timeout when no answer came within `deadline`.
+    pub(super) async fn ping(&self, deadline: Duration) -> RedisResult<String> {
+        let call = async {
             match self.clone() {
                 SubConn::Single(mut c) => redis::cmd("PING").query_async(&mut c).await,
                 SubConn::Cluster(mut c) => redis::cmd("PING").query_async(&mut c).await,
             }
-        })
-        .await
+        };
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer to PING in time"))),
+        }
     }
 }
 
@@ -70,14 +74,21 @@ async fn bounded<T>(call: impl Future<Output = RedisResult<T>>) -> RedisResult<T
 /// The connection in use, its generation, and whether the node is delivering through it.
 pub(super) struct Link {
     target: BrokerConfig,
+    options: RedisOptions,
     current: RwLock<Option<(u64, SubConn)>>,
     generation: AtomicU64,
     ready: AtomicBool,
 }
 
 impl Link {
-    pub(super) fn new(target: BrokerConfig) -> Self {
-        Self { target, current: RwLock::new(None), generation: AtomicU64::new(0), ready: AtomicBool::new(false) }
+    pub(super) fn new(target: BrokerConfig, options: RedisOptions) -> Self {
+        Self {
+            target,
+            options,
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
     }
 
     /// A number for the next connection, so that its push handler can name it.
@@ -93,8 +104,7 @@ impl Link {
     {
         let conn = match &self.target {
             BrokerConfig::Cluster(seeds) => {
-                let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| resp3_url(s)))
-                    .use_protocol(ProtocolVersion::RESP3)
+                let client = roomcast_publisher::cluster_builder(seeds, &self.options)?
                     .push_sender(handler)
                     .connection_timeout(COMMAND_TIMEOUT)
                     .response_timeout(COMMAND_TIMEOUT)
@@ -102,7 +112,7 @@ impl Link {
                 SubConn::Cluster(client.get_async_connection().await?)
             }
             BrokerConfig::Redis(url) => {
-                let client = redis::Client::open(resp3_url(url))?;
+                let client = roomcast_publisher::client(url, &self.options, Some(ProtocolVersion::RESP3))?;
                 let config = redis::AsyncConnectionConfig::new()
                     .set_push_sender(handler)
                     .set_connection_timeout(Some(COMMAND_TIMEOUT))

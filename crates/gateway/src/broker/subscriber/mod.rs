@@ -3,8 +3,10 @@
 //! A node subscribes to a room's channel when its first local member joins and unsubscribes
 //! a moment (`unsubscribe_delay`) after the last one left. A join holds a [`JoinLease`] from
 //! before it subscribes until its member is in the registry, so the channel cannot be dropped
-//! under it. A supervisor task PINGs the connection every [`PROBE_INTERVAL`] to notice a
-//! silently dead one, replaces a lost connection with backoff and jitter, subscribes every
+//! under it. A supervisor task PINGs the connection every third of the stall timeout
+//! (`redis_stall_timeout`), and counts it lost when a PING goes unanswered for the other two
+//! thirds, so a Redis that stops answering without closing the socket (stopped process,
+//! `CLIENT PAUSE`, dropped packets) turns the node unready within the timeout. It replaces a lost connection with backoff and jitter, subscribes every
 //! room that still needs it again, and has each repaired from history (events published while
 //! the subscription was down).
 //!
@@ -30,9 +32,7 @@ use crate::fanout::Fanout;
 use channels::ChannelTable;
 use link::{Link, SubConn};
 use push::Signals;
-
-/// How often an idle subscriber connection is probed with PING.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+use roomcast_publisher::RedisOptions;
 
 /// The node's room subscriptions in Redis.
 pub(super) struct Subscriber {
@@ -43,6 +43,8 @@ pub(super) struct Subscriber {
     link: Link,
     signals: Arc<Signals>,
     delay: Duration,
+    /// A PING unanswered this long after it was due means the connection is lost.
+    stall_timeout: Duration,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -73,19 +75,22 @@ impl Subscriber {
     /// Connects the subscriber connection and starts its supervisor.
     pub(super) async fn connect(
         target: BrokerConfig,
+        options: RedisOptions,
         prefix: String,
         fanout: Fanout,
         repair: GapRepair,
         delay: Duration,
+        stall_timeout: Duration,
     ) -> Result<Arc<Self>, BrokerError> {
         let signals = Arc::new(Signals::default());
         let this = Arc::new(Self {
             prefix,
             repair,
             channels: ChannelTable::new(),
-            link: Link::new(target),
+            link: Link::new(target, options),
             signals: Arc::clone(&signals),
             delay,
+            stall_timeout,
             fanout: fanout.clone(),
         });
         let generation = this.link.next_generation();
@@ -233,8 +238,15 @@ fn release_later(weak: &Weak<Subscriber>, room: &RoomName) {
 
 /// Watches the subscriber connection until the node's subscriber is dropped.
 async fn supervise(weak: Weak<Subscriber>) {
-    let Some(signals) = weak.upgrade().map(|this| Arc::clone(&this.signals)) else { return };
-    let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + PROBE_INTERVAL, PROBE_INTERVAL);
+    let Some((signals, stall)) = weak.upgrade().map(|this| (Arc::clone(&this.signals), this.stall_timeout)) else {
+        return;
+    };
+    // Every third of the timeout, and each PING may take the other two thirds: a stall is
+    // noticed at most one timeout after the last answer.
+    let every = stall / 3;
+    let deadline = stall - every;
+    let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let probing = tokio::select! {
             () = signals.changed() => false,
@@ -253,10 +265,14 @@ async fn supervise(weak: Weak<Subscriber>) {
         }
         if probing {
             let alive = match this.link.current() {
-                Ok((_, conn)) => conn.ping().await.is_ok(),
+                Ok((_, conn)) => conn.ping(deadline).await.is_ok(),
                 Err(_) => false,
             };
             if !alive {
+                tracing::warn!(
+                    stall_ms = stall.as_millis() as u64,
+                    "Redis did not answer the subscriber's PING in time"
+                );
                 this.recover().await;
             }
         }
