@@ -55,7 +55,7 @@ OFF=(ROOMCAST_PRESENCE=false)
 ON=(ROOMCAST_EVENTS_STREAM=true)
 # Total Redis calls so far (every command, scripts counted once per call).
 calls() { rcli info commandstats | python3 -c 'import sys,re; print(sum(int(m.group(1)) for m in re.finditer(r"calls=(\d+)", sys.stdin.read())))'; }
-open_conns() { curl -s "http://$NODE_ADDR/metrics" | awk '/^roomcast_connections_open/ {print int($2)}'; }
+open_conns() { curl -s "http://$NODE_ADDR/metrics" | awk '/^roomcast_connections_open\{/ {print int($2)}'; }
 
 # 1. connect storm
 for round in $(seq "$ROUNDS"); do
@@ -78,7 +78,7 @@ for variant in off on; do
     "$LT" idle --name "presence $variant" --node "$NODE_ADDR=$NODE_PID" --steps "$IDLE" --hold-secs 6 \
         --json "$WORK/idle-$variant.json" >/dev/null &
     lt=$!
-    until [ "$(open_conns)" -ge "$IDLE" ] 2>/dev/null; do sleep 0.05; done
+    until [ "$(open_conns)" -ge "$IDLE" ]; do sleep 0.05; done
     sleep 1 # the last presence batch (20 ms) and the stream writes
     opened=$(calls); t1=$(date +%s.%N)
     wait $lt

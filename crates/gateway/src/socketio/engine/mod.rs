@@ -9,11 +9,13 @@
 //!
 //! # Layout
 //! - `mod.rs`: the server, its session table and request dispatch.
-//! - `packet.rs`: packets and polling payloads; `session.rs`: a session and its task.
+//! - `packet.rs`: packets and polling payloads; `session.rs`: a session and its task;
+//!   `inbound.rs`: the client packets its transports hand to the task.
 //! - `polling.rs`: long-polling GET and POST; `websocket.rs`: the WebSocket transport.
 //! - `forward.rs`: requests for sessions held by other nodes.
 
 pub mod forward;
+mod inbound;
 pub mod packet;
 mod polling;
 pub mod session;
@@ -130,7 +132,7 @@ impl<H: Handler> EngineServer<H> {
     fn open(self: &Arc<Self>, transport: Transport, request: &RequestInfo) -> Arc<EngineSession> {
         let random: [u8; 15] = rand::random();
         let sid: Arc<str> = format!("{}{}", base64url(&random), self.sid_suffix).into();
-        let (session, inbound) = EngineSession::new(Arc::clone(&sid), transport, self.config.queue_bytes);
+        let session = EngineSession::new(Arc::clone(&sid), transport, self.config.queue_bytes);
         let upgrades: &[&str] = if transport == Transport::Polling { &["websocket"] } else { &[] };
         let c = &self.config;
         let millis = |d: std::time::Duration| d.as_millis() as u64;
@@ -140,7 +142,7 @@ impl<H: Handler> EngineServer<H> {
         let server = Arc::clone(self);
         let task_session = Arc::clone(&session);
         self.tasks.spawn(async move {
-            let reason = session::run(Arc::clone(&task_session), inbound, &server.handler, conn, &server.config).await;
+            let reason = session::run(Arc::clone(&task_session), &server.handler, conn, &server.config).await;
             tracing::debug!(sid = %task_session.sid, reason = reason.label(), "engine.io session ended");
             // Gone at once, so a later GET is refused (400), as Engine.IO's own server does;
             // except that a client's own close (a POSTed `1`) that overtook its GET still lets

@@ -12,16 +12,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::inbound::Inbound;
 use super::packet::Packet;
 use crate::close::CloseReason;
 use crate::event::{Emitted, RoomEvent};
 use crate::outbox::{Outbox, Outgoing};
-
-/// Packets from the client that may wait for the session task.
-const INBOUND: usize = 64;
 
 /// The Engine.IO settings of a server.
 #[derive(Debug, Clone)]
@@ -81,7 +79,7 @@ pub struct EngineSession {
     pub sid: Arc<str>,
     /// What is queued for the client, and the session's close switch.
     pub outbox: Arc<Outbox>,
-    inbound: mpsc::Sender<Packet>,
+    inbound: Inbound,
     state: Mutex<State>,
     /// Wakes a poll that waits for an upgrade to end.
     switched: Notify,
@@ -110,13 +108,12 @@ struct State {
 }
 
 impl EngineSession {
-    /// A session on `transport` and the receiving end of its client's packets.
-    pub fn new(sid: Arc<str>, transport: Transport, queue_bytes: usize) -> (Arc<Self>, mpsc::Receiver<Packet>) {
-        let (inbound, rx) = mpsc::channel(INBOUND);
-        let session = Arc::new(Self {
+    /// A session on `transport`.
+    pub fn new(sid: Arc<str>, transport: Transport, queue_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
             sid,
             outbox: Arc::new(Outbox::new(queue_bytes)),
-            inbound,
+            inbound: Inbound::default(),
             state: Mutex::new(State {
                 transport,
                 polling: false,
@@ -127,8 +124,7 @@ impl EngineSession {
             switched: Notify::new(),
             told: Notify::new(),
             encoder: RwLock::new(None),
-        });
-        (session, rx)
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -250,7 +246,7 @@ impl EngineSession {
     /// Hands a client packet to the session task; waits while the task is behind. `false` when
     /// the session has ended.
     pub async fn deliver(&self, packet: Packet) -> bool {
-        self.inbound.send(packet).await.is_ok()
+        self.inbound.send(packet).await
     }
 
     /// Sets how shared items are encoded (a face sets it when the session joins rooms).
@@ -362,7 +358,6 @@ pub trait Handler: Send + Sync + 'static {
 /// Runs the session until it closes; returns why.
 pub async fn run<H: Handler>(
     session: Arc<EngineSession>,
-    mut inbound: mpsc::Receiver<Packet>,
     handler: &H,
     mut conn: H::Conn,
     config: &EngineConfig,
@@ -396,7 +391,7 @@ pub async fn run<H: Handler>(
                 session.set_pong_due(Some(due));
                 Ok(())
             }
-            packet = inbound.recv() => match packet {
+            packet = session.inbound.recv() => match packet {
                 None => Err(CloseReason::ConnectionLost),
                 Some(Packet::Pong(_)) => {
                     pong_due = None;
@@ -415,5 +410,6 @@ pub async fn run<H: Handler>(
         }
     }
     drop(conn);
+    session.inbound.close();
     session.outbox.close_reason().unwrap_or(CloseReason::ConnectionLost)
 }
