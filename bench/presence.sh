@@ -5,8 +5,9 @@
 #      and the event stream on (the defaults plus ROOMCAST_EVENTS_STREAM=true), connections/s;
 #   2. Redis commands per connect and per disconnect (INFO commandstats around each phase of an
 #      `idle` run of IDLE connections, heartbeats of the quiet seconds subtracted);
-#   3. broadcast 1 -> 1000 with delivery receipts (receipt_rooms org:, every client acking once
-#      per batch) against without.
+#   3. broadcast 1 -> 1000 without delivery receipts, with them (receipt_rooms org:) and every
+#      client acking at most every 200 ms (the JavaScript client's default), and with every
+#      client acking after every batch it reads (the worst case).
 # Release binaries from target/release (built here unless BUILD=0). Writes bench/PRESENCE.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +84,14 @@ for variant in off on; do
     opened=$(calls); t1=$(date +%s.%N)
     wait $lt
     until [ "$(open_conns)" = 0 ]; do sleep 0.05; done
-    sleep 3 # offline grace (1 s) and a sweep (1 s)
+    # Every user offline: the grace (1 s), then sweeps (1 s apart, a batch each) settle them.
+    if [ $variant = on ]; then
+        for _ in $(seq 600); do
+            [ "$(rcli xlen roomcast:events)" -ge $((2 * IDLE)) ] && break
+            sleep 0.1
+        done
+    fi
+    sleep 1
     closed=$(calls); t2=$(date +%s.%N)
     python3 - "$variant" "$IDLE" "$start" "$opened" "$closed" "$t0" "$t1" "$t2" "$base" >>"$WORK/calls.tsv" <<'EOF'
 import sys
@@ -102,17 +110,18 @@ done
 
 # 3. broadcast with and without receipts
 for round in $(seq "$ROUNDS"); do
-    for variant in plain receipts; do
+    for variant in plain receipts batch; do
         if [ $variant = plain ]; then
             start_node "b-$variant-$round" "${ON[@]}"
             "$LT" broadcast --name "no receipts" --node "$NODE_ADDR=$NODE_PID" --subscribers 1000 --payload 100 \
                 --publishes 1000 --json "$WORK/broadcast-$variant-$round.json" >/dev/null
         else
+            interval=200
+            [ $variant = batch ] && interval=0
             start_node "b-$variant-$round" "${ON[@]}" ROOMCAST_RECEIPT_ROOMS=org:
             "$LT" broadcast --name "receipts" --node "$NODE_ADDR=$NODE_PID" --subscribers 1000 --payload 100 \
-                --publishes 1000 --acks --json "$WORK/broadcast-$variant-$round.json" >/dev/null
-            delivered=$(rcli xlen roomcast:events)
-            echo "$delivered" >"$WORK/delivered-$round.txt"
+                --publishes 1000 --acks --ack-interval-ms $interval --json "$WORK/broadcast-$variant-$round.json" >/dev/null
+            rcli xlen roomcast:events >"$WORK/delivered-$variant-$round.txt"
         fi
         stop_node
         rcli flushall >/dev/null

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{PublishConn, Spec, close_all, open_all, publish_body, receive_all, run_tag, wait_deliveries};
+use super::{Acks, PublishConn, Spec, close_all, open_all, publish_body, receive_all, run_tag, wait_deliveries};
 use crate::procstat::CpuWindow;
 use crate::progress::{Counters, Progress};
 use crate::report::{Better, ScenarioResult};
@@ -47,6 +47,10 @@ pub struct BroadcastParams {
     /// for a node with `receipt_rooms` covering `org:`.
     #[arg(long, default_value_t = false)]
     pub acks: bool,
+    /// With `acks`: at most one ack per subscriber per this many milliseconds (the JavaScript
+    /// client's `receiptInterval` is 200); 0 acks after every batch read.
+    #[arg(long, default_value_t = 0)]
+    pub ack_interval_ms: u64,
 }
 
 impl Default for BroadcastParams {
@@ -59,6 +63,7 @@ impl Default for BroadcastParams {
             concurrency: 256,
             slow_readers: 0,
             acks: false,
+            ack_interval_ms: 0,
         }
     }
 }
@@ -87,7 +92,11 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
         1 => ", 1 slow reader".to_owned(),
         n => format!(", {n} slow readers"),
     };
-    let acks = if p.acks { ", acked" } else { "" };
+    let acks = match (p.acks, p.ack_interval_ms) {
+        (false, _) => String::new(),
+        (true, 0) => ", acked".to_owned(),
+        (true, ms) => format!(", acked every {ms} ms"),
+    };
     let label = format!("broadcast 1→{} {size}{pace}{slow}{acks}", thousands(p.subscribers));
     let progress = {
         let t = Arc::clone(&tracker);
@@ -101,8 +110,8 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
         .collect();
     let slow_readers = open_all(slow_specs, target.protocol, p.concurrency, &Arc::new(Counters::default())).await?;
     let stop = CancellationToken::new();
-    let acked_room = p.acks.then(|| Arc::<str>::from(room.as_str()));
-    let receivers = receive_all(clients, &tracker, &stop, &counters, acked_room);
+    let acks = p.acks.then(|| Acks { room: Arc::from(room.as_str()), every: Duration::from_millis(p.ack_interval_ms) });
+    let receivers = receive_all(clients, &tracker, &stop, &counters, acks);
 
     let mut publisher = PublishConn::new(target, node.addr);
     let cpu = CpuWindow::start(&pids, None);

@@ -91,21 +91,21 @@ pub fn receive_all(
     tracker: &Arc<Tracker>,
     stop: &CancellationToken,
     counters: &Arc<Counters>,
-    acked_room: Option<Arc<str>>,
+    acks: Option<Acks>,
 ) -> JoinSet<Option<Client>> {
     let mut tasks = JoinSet::new();
     for mut client in clients {
         let (tracker, stop, counters) = (Arc::clone(tracker), stop.clone(), Arc::clone(counters));
-        let acked_room = acked_room.clone();
+        let acks = acks.clone();
         tasks.spawn(async move {
             let mut stamps = Vec::with_capacity(64);
-            let (mut highest, mut acked) = (0u64, 0u64);
+            let (mut highest, mut acked, mut last_ack) = (0u64, 0u64, Instant::now());
             loop {
                 stamps.clear();
                 let open = tokio::select! {
                     r = client.receive(|text| {
                         stamps.push(stamp(text));
-                        if acked_room.is_some() {
+                        if acks.is_some() {
                             highest = highest.max(offset_of(text).unwrap_or(0));
                         }
                     }) => r,
@@ -114,11 +114,12 @@ pub fn receive_all(
                 if !stamps.is_empty() {
                     tracker.received(&stamps, now_us());
                 }
-                if let Some(room) = &acked_room
+                if let Some(acks) = &acks
                     && highest > acked
+                    && last_ack.elapsed() >= acks.every
                 {
-                    acked = highest;
-                    let ack = format!(r#"{{"type":"ack","room":"{room}","offset":{highest}}}"#);
+                    (acked, last_ack) = (highest, Instant::now());
+                    let ack = format!(r#"{{"type":"ack","room":"{}","offset":{highest}}}"#, acks.room);
                     if client.send_text(ack.as_bytes()).await.is_err() {
                         counters.connections.fetch_sub(1, Ordering::Relaxed);
                         return None;
@@ -132,6 +133,15 @@ pub fn receive_all(
         });
     }
     tasks
+}
+
+/// How subscribers acknowledge what they receive (delivery receipts).
+#[derive(Debug, Clone)]
+pub struct Acks {
+    /// The room acked.
+    pub room: Arc<str>,
+    /// At most one ack per subscriber per this long.
+    pub every: Duration,
 }
 
 /// The `offset` of an `event` frame's text, read without parsing the whole frame.
