@@ -61,7 +61,10 @@ pub(super) async fn history(
     let recovered = since.as_ref().map(|since| {
         since.epoch == position.epoch
             && since.offset <= position.offset
-            && page.events.first().map_or(since.offset == position.offset, |e| e.offset == since.offset + 1)
+            && page
+                .events
+                .first()
+                .map_or(since.offset == position.offset, |e| e.offset.checked_sub(1) == Some(since.offset))
     });
     let more = last.is_some_and(|last| last < position.offset);
     let mut events = Vec::with_capacity(page.events.len());

@@ -73,6 +73,10 @@ async fn history_pages_read_what_the_room_keeps(gw: &TestGateway) {
     );
     let (_, caught_up) = gw.api("history", &json!({"room": "dialog:h", "since": {"offset": 5, "epoch": epoch}})).await;
     assert_eq!((offsets(&caught_up), caught_up["recovered"].as_bool()), (vec![], Some(true)));
+    // A position past the room's end (a number from outside, up to u64::MAX) is no panic.
+    let (status, ahead) =
+        gw.api("history", &json!({"room": "dialog:h", "since": {"offset": u64::MAX, "epoch": epoch}})).await;
+    assert_eq!((status, offsets(&ahead), ahead["recovered"].as_bool()), (200, vec![], Some(false)), "{ahead}");
     let (_, other) = gw.api("history", &json!({"room": "dialog:h", "since": {"offset": 1, "epoch": "old"}})).await;
     assert_eq!((offsets(&other), other["recovered"].as_bool()), (vec![], Some(false)));
 }
