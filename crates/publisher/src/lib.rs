@@ -54,7 +54,7 @@ mod retention;
 mod scripts;
 mod target;
 
-pub use broadcast::MAX_BROADCAST_ROOMS;
+pub use broadcast::{MAX_BROADCAST_BYTES, MAX_BROADCAST_ROOMS};
 pub use clients::{client, cluster_builder};
 pub use error::Error;
 pub use event::{Event, Published};

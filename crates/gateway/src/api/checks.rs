@@ -12,7 +12,7 @@ use roomcast_proto::api::{BroadcastRequest, DisconnectRequest, HistoryRequest, M
 use roomcast_proto::frames::Position;
 use roomcast_proto::json::{Object, check_depth};
 use roomcast_proto::{RoomKind, RoomName, check_user_id};
-use roomcast_publisher::{MAX_BROADCAST_ROOMS, MAX_HISTORY_PAGE};
+use roomcast_publisher::{MAX_BROADCAST_BYTES, MAX_BROADCAST_ROOMS, MAX_HISTORY_PAGE};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -109,6 +109,13 @@ pub fn broadcast(bytes: &[u8], max_depth: usize) -> Result<Broadcast, ApiError> 
     }
     if let Some(user) = &body.exclude_user {
         check_user_id(user).map_err(|e| ApiError::bad_request(format!("exclude_user: {e}")))?;
+    }
+    let size = body.data.as_ref().map_or(4, |d| d.get().len());
+    if size.saturating_mul(rooms.len()) > MAX_BROADCAST_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "data: {size} bytes into {} rooms is over {MAX_BROADCAST_BYTES} bytes in all; send a smaller payload (a link to it) or fewer rooms",
+            rooms.len()
+        )));
     }
     Ok(Broadcast { rooms, body })
 }

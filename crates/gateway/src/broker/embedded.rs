@@ -190,7 +190,11 @@ impl EmbeddedBroker {
     pub(super) fn history_page(&self, room: &RoomName, since: Option<&Position>, limit: usize) -> HistoryPage {
         let now = Instant::now();
         let mut shard = self.shard(room);
-        let position = Position { offset: shard.get(room).map_or(0, |s| s.offset), epoch: self.epoch.clone() };
+        // A room that never had an event has no epoch yet, as in Redis (where a read writes none).
+        let position = match shard.get(room) {
+            Some(state) if state.offset > 0 => Position { offset: state.offset, epoch: self.epoch.clone() },
+            _ => Position { offset: 0, epoch: String::new() },
+        };
         let events = match (shard.get_mut(room), since) {
             (None, _) => Vec::new(),
             (Some(_), Some(since)) if since.epoch != self.epoch => Vec::new(),

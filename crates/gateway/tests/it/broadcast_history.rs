@@ -108,7 +108,10 @@ async fn bad_broadcast_and_history_bodies_are_400s_naming_the_field_and_write_no
     let redis = RedisServer::start();
     let gw = TestGateway::on_redis(&redis, |_| {}).await;
     let many: Vec<String> = (0..1001).map(|i| format!("user:u{i}")).collect();
+    let thousand: Vec<String> = (0..1000).map(|i| format!("user:u{i}")).collect();
+    let big = "x".repeat(20_000);
     let cases = [
+        ("broadcast", json!({"rooms": thousand, "event": "e", "data": big}), "data: 20002 bytes into 1000 rooms"),
         ("broadcast", json!({"rooms": [], "event": "e"}), "rooms: 0 rooms"),
         ("broadcast", json!({"rooms": many, "event": "e"}), "rooms: 1001 rooms"),
         ("broadcast", json!({"rooms": ["user:a", "bad room"], "event": "e"}), "rooms[1]:"),

@@ -362,6 +362,9 @@ pub async fn run<H: Handler>(
     mut conn: H::Conn,
     config: &EngineConfig,
 ) -> CloseReason {
+    // However the task ends (a panic in a handler included), the transports hear of it: a
+    // deliver after this returns false, as a dropped channel's sender did.
+    let _closes_inbound = CloseOnDrop(&session.inbound);
     let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pong_due: Option<Instant> = None;
@@ -410,6 +413,14 @@ pub async fn run<H: Handler>(
         }
     }
     drop(conn);
-    session.inbound.close();
     session.outbox.close_reason().unwrap_or(CloseReason::ConnectionLost)
+}
+
+/// Closes a session's inbound queue when its task ends, however it ends.
+struct CloseOnDrop<'a>(&'a Inbound);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
