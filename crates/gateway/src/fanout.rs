@@ -55,7 +55,7 @@ impl Fanout {
         if let Some(receipts) = self.receipts.get()
             && receipts.covers(room)
         {
-            receipts.delivered_event(room, e.offset, &e.id);
+            receipts.delivered_event(room, e.offset, &e.epoch, &e.id);
         }
     }
 

@@ -72,6 +72,6 @@ pub(super) fn ack(node: &Node, member: &Member, room: &str, offset: u64, epoch: 
             format!("offset {offset} is past the last event delivered in {room} ({})", delivered.offset),
         ));
     }
-    node.receipts.ack(&room, &member.user, offset);
+    node.receipts.ack(&room, &member.user, offset, &delivered.epoch);
     Ok(())
 }

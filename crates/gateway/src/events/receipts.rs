@@ -24,6 +24,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug)]
 struct Acked {
+    /// The epoch the offsets are of: another epoch starts the user's receipts in the room again.
+    epoch: Arc<str>,
     /// Highest offset acknowledged.
     offset: u64,
     /// Highest offset reported.
@@ -31,8 +33,14 @@ struct Acked {
     touched: Instant,
 }
 
-/// A room's recent (offset, message id)s, and when one was last added.
-type RecentIds = (VecDeque<(u64, Arc<str>)>, Instant);
+/// A room's recent (offset, message id)s in one epoch.
+#[derive(Debug)]
+struct RecentIds {
+    epoch: Arc<str>,
+    ids: VecDeque<(u64, Arc<str>)>,
+    /// When one was last added.
+    touched: Instant,
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -64,29 +72,43 @@ impl Receipts {
         self.events.enabled() && self.rooms.matches(room.as_str())
     }
 
-    /// Remembers that the event `id` at `offset` was delivered in `room` (a receipt room).
-    pub fn delivered_event(&self, room: &RoomName, offset: u64, id: &str) {
+    /// Remembers that the event `id` at `offset` of `epoch` was delivered in `room` (a receipt
+    /// room).
+    pub fn delivered_event(&self, room: &RoomName, offset: u64, epoch: &Arc<str>, id: &str) {
         let mut state = self.state();
-        let (ids, touched) = state.recent.entry(room.clone()).or_insert_with(|| (VecDeque::new(), Instant::now()));
-        if ids.back().is_some_and(|(last, _)| *last >= offset) {
+        let now = Instant::now();
+        let recent = state.recent.entry(room.clone()).or_insert_with(|| RecentIds {
+            epoch: Arc::clone(epoch),
+            ids: VecDeque::new(),
+            touched: now,
+        });
+        if *recent.epoch != **epoch {
+            // Offsets of the old epoch name other events: they go.
+            (recent.epoch, recent.ids) = (Arc::clone(epoch), VecDeque::new());
+        }
+        if recent.ids.back().is_some_and(|(last, _)| *last >= offset) {
             return;
         }
-        if ids.len() == RECENT_IDS {
-            ids.pop_front();
+        if recent.ids.len() == RECENT_IDS {
+            recent.ids.pop_front();
         }
-        ids.push_back((offset, Arc::from(id)));
-        *touched = Instant::now();
+        recent.ids.push_back((offset, Arc::from(id)));
+        recent.touched = now;
     }
 
-    /// `user` received `room`'s events up to `offset`.
-    pub fn ack(&self, room: &RoomName, user: &Arc<str>, offset: u64) {
+    /// `user` received `room`'s events up to `offset` of `epoch`.
+    pub fn ack(&self, room: &RoomName, user: &Arc<str>, offset: u64, epoch: &Arc<str>) {
         let now = Instant::now();
         let mut state = self.state();
         let acked = state.acked.entry((room.clone(), Arc::clone(user))).or_insert(Acked {
+            epoch: Arc::clone(epoch),
             offset: 0,
             reported: 0,
             touched: now,
         });
+        if *acked.epoch != **epoch {
+            (acked.epoch, acked.offset, acked.reported) = (Arc::clone(epoch), 0, 0);
+        }
         acked.offset = acked.offset.max(offset);
         acked.touched = now;
     }
@@ -103,8 +125,10 @@ impl Receipts {
                 }
                 let ids: Vec<Arc<str>> = recent
                     .get(room)
-                    .map(|(ids, _)| {
-                        ids.iter()
+                    .filter(|r| r.epoch == a.epoch)
+                    .map(|r| {
+                        r.ids
+                            .iter()
                             .filter(|(o, _)| *o > a.reported && *o <= a.offset)
                             .map(|(_, id)| Arc::clone(id))
                             .collect()
@@ -114,7 +138,7 @@ impl Receipts {
                 a.reported = a.offset;
             }
             acked.retain(|_, a| a.touched.elapsed() < FORGET_AFTER);
-            recent.retain(|_, (_, touched)| touched.elapsed() < FORGET_AFTER);
+            recent.retain(|_, r| r.touched.elapsed() < FORGET_AFTER);
         }
         let sent = out.len();
         for event in out {
@@ -148,15 +172,16 @@ mod tests {
         let receipts = Receipts::new(RoomPrefixes::new(vec!["dialog:".into()]), Duration::from_secs(1), events);
         let room = RoomName::parse("dialog:1").unwrap();
         let user: Arc<str> = Arc::from("u1");
+        let e: Arc<str> = Arc::from("e1");
         for offset in 1..=5 {
-            receipts.delivered_event(&room, offset, &format!("m{offset}"));
+            receipts.delivered_event(&room, offset, &e, &format!("m{offset}"));
         }
-        receipts.ack(&room, &user, 2);
-        receipts.ack(&room, &user, 4);
-        receipts.ack(&room, &user, 3);
+        receipts.ack(&room, &user, 2, &e);
+        receipts.ack(&room, &user, 4, &e);
+        receipts.ack(&room, &user, 3, &e);
         assert_eq!(receipts.flush(), 1);
         assert_eq!(receipts.flush(), 0, "nothing moved");
-        receipts.ack(&room, &user, 5);
+        receipts.ack(&room, &user, 5, &e);
         assert_eq!(receipts.flush(), 1);
         let got = queue.peek(10).await;
         let first: serde_json::Value = serde_json::from_str(&got[0].1.json).unwrap();
@@ -164,5 +189,29 @@ mod tests {
         assert_eq!(first["ids"], serde_json::json!(["m1", "m2", "m3", "m4"]));
         let second: serde_json::Value = serde_json::from_str(&got[1].1.json).unwrap();
         assert_eq!(second["ids"], serde_json::json!(["m5"]));
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_starts_receipts_again() {
+        let metrics = Arc::new(Metrics::new("t"));
+        let queue = Arc::new(MemoryQueue::new(100, "t", Arc::clone(&metrics)));
+        let events = Events::memory(Arc::clone(&queue), metrics);
+        let receipts = Receipts::new(RoomPrefixes::new(vec!["dialog:".into()]), Duration::from_secs(1), events);
+        let room = RoomName::parse("dialog:1").unwrap();
+        let user: Arc<str> = Arc::from("u1");
+        let (old, new): (Arc<str>, Arc<str>) = (Arc::from("e1"), Arc::from("e2"));
+        for offset in 1..=9 {
+            receipts.delivered_event(&room, offset, &old, &format!("old{offset}"));
+        }
+        receipts.ack(&room, &user, 9, &old);
+        assert_eq!(receipts.flush(), 1);
+        // The room's keys were lost: offsets start again at 1 in a new epoch.
+        receipts.delivered_event(&room, 1, &new, "new1");
+        receipts.delivered_event(&room, 2, &new, "new2");
+        receipts.ack(&room, &user, 2, &new);
+        assert_eq!(receipts.flush(), 1, "an ack below the old epoch's 9 still reports");
+        let got = queue.peek(10).await;
+        let second: serde_json::Value = serde_json::from_str(&got[1].1.json).unwrap();
+        assert_eq!((second["offset"].as_u64(), &second["ids"]), (Some(2), &serde_json::json!(["new1", "new2"])));
     }
 }
