@@ -89,6 +89,13 @@ soak: deps
 bench-presence: deps
 	bench/presence.sh
 
+## bench-wait: what redis_wait_replicas costs (issue 18): a master and a replica, broadcast 1 -> 10
+## published one at a time and paced at 200/s with WAIT 0 and WAIT 1 alternating, Redis CPU per
+## publish, release builds (~3 min); writes bench/REPLICATION.md. Not in `make test`.
+.PHONY: bench-wait
+bench-wait: deps
+	bench/replication.sh
+
 ## fuzz: every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_SECS seconds each (default 60), one at
 ## a time at nice 19, from the seeds in fuzz/seeds; nightly toolchain, installs cargo-fuzz when missing.
 ## Not part of `make test`. FUZZ_TARGETS="token envelope" runs some only.

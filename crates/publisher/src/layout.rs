@@ -36,6 +36,11 @@ pub fn presence_users_key(channel: &str) -> String {
     format!("{{{channel}}}:presence:users")
 }
 
+/// The hash holding the deployment's era (one Redis only; see the crate's `era.rs`).
+pub fn era_key(prefix: &str) -> String {
+    format!("{prefix}roomcast:era")
+}
+
 /// Checks a channel prefix: braces would break the hash tags.
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.contains(['{', '}']) || prefix.chars().any(char::is_whitespace) {

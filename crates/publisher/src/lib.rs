@@ -28,7 +28,9 @@
 //!
 //! - Connect: [`Target`], where Redis is, and [`resp3_url`] (`target.rs`); [`RedisOptions`],
 //!   TLS material and credentials (`options.rs`); [`client`] and [`cluster_builder`], the
-//!   clients they make (`clients.rs`); [`Publisher`] (`publisher.rs`).
+//!   clients they make (`clients.rs`); [`Sentinels`], the master a Sentinel group names
+//!   (`sentinel.rs`); [`MasterConnection`], a connection that follows the master and checks
+//!   the era on each reconnect (`master.rs`, `era.rs`); [`Publisher`] (`publisher.rs`).
 //! - Join: member sets and [`History`], a room's position and recent events read by a joining
 //!   node (`history.rs`).
 //! - Publish: [`Event`] and [`Published`] (`event.rs`); message ids and epochs (`ids.rs`);
@@ -41,17 +43,20 @@
 
 mod broadcast;
 mod clients;
+mod era;
 mod error;
 mod event;
 mod history;
 mod ids;
 pub mod layout;
+mod master;
 mod options;
 mod page;
 pub mod presence;
 mod publisher;
 mod retention;
 mod scripts;
+mod sentinel;
 mod target;
 
 pub use broadcast::{MAX_BROADCAST_BYTES, MAX_BROADCAST_ROOMS};
@@ -60,8 +65,10 @@ pub use error::Error;
 pub use event::{Event, Published};
 pub use history::History;
 pub use ids::{new_epoch, new_message_id};
+pub use master::{MasterAt, MasterConnection};
 pub use options::{ClientCert, RedisOptions, Tls};
 pub use page::MAX_HISTORY_PAGE;
 pub use publisher::Publisher;
 pub use retention::Retention;
+pub use sentinel::Sentinels;
 pub use target::{Target, resp3_url};

@@ -30,6 +30,14 @@ pub struct RedisOptions {
     pub username: Option<String>,
     /// Password; takes the place of one in the URL.
     pub password: Option<String>,
+    /// Redis keeps every acknowledged write across its own restart (`appendonly yes`,
+    /// `appendfsync always`): a restarted master (a new replication id that is not a
+    /// promotion) keeps the rooms' epochs. Otherwise every room starts a new epoch.
+    pub durable_restarts: bool,
+    /// Acknowledge a publish only once this many replicas have it (`WAIT`); with at least one,
+    /// a promoted replica keeps the rooms' epochs. 0: asynchronous replication, and a failover
+    /// starts new epochs.
+    pub wait_replicas: u32,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -40,6 +48,8 @@ impl std::fmt::Debug for RedisOptions {
             .field("client_cert", &set(self.tls.as_ref().is_some_and(|t| t.client.is_some())))
             .field("username", &self.username)
             .field("password", &set(self.password.is_some()))
+            .field("durable_restarts", &self.durable_restarts)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -82,6 +92,7 @@ mod tests {
             }),
             username: Some("node".into()),
             password: Some("hunter2".into()),
+            ..RedisOptions::default()
         };
         let text = format!("{options:?} {:?}", options.tls);
         for secret in ["hunter2", "KEY-PEM", "CERT-PEM", "CA-PEM"] {

@@ -29,6 +29,9 @@ impl Publisher {
         let channel = layout::channel(self.prefix(), room.as_str());
         let mut invocation = HISTORY_PAGE.key(layout::position_key(&channel));
         invocation.key(layout::history_key(&channel));
+        if let Some(era) = self.era_key() {
+            invocation.key(era);
+        }
         let (since_offset, since_epoch) = since.map_or((String::new(), ""), |(o, e)| (o.to_string(), e));
         invocation.arg(since_offset).arg(since_epoch).arg(limit);
         let history = History::from_reply(self.invoke(&invocation).await?)?;

@@ -1,8 +1,9 @@
 //! [`Publisher`]: a cheap-to-clone handle on the shared Redis, for publishing and for the
 //! member registry.
 //!
-//! One Redis goes through a [`ConnectionManager`] (one multiplexed connection that reconnects
-//! by itself); a cluster through a [`ClusterConnection`] (one multiplexed connection per
+//! One Redis, or the master of a Sentinel group, goes through a [`MasterConnection`] (one
+//! multiplexed connection that reconnects to whichever server is master, checking the era
+//! first); a cluster through a [`ClusterConnection`] (one multiplexed connection per
 //! master). Both pipeline concurrent calls from every clone, so no pool is needed: a pool only
 //! pays off for commands that block a connection, and a publisher sends none.
 
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script};
 use roomcast_proto::RoomName;
@@ -18,7 +18,10 @@ use roomcast_proto::envelope::{self, Envelope, envelope::Body};
 
 use crate::ids::{new_epoch, new_message_id};
 use crate::target::Target;
-use crate::{Error, Event, History, Published, RedisOptions, Retention, clients, layout, scripts};
+use crate::{
+    Error, Event, History, MasterAt, MasterConnection, Published, RedisOptions, Retention, Sentinels, clients, layout,
+    scripts,
+};
 
 /// The event's name and data, checked: what every publish of it needs first.
 pub(crate) fn checked_data<'e>(event: &'e Event<'_>) -> Result<&'e [u8], Error> {
@@ -33,7 +36,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(MasterConnection),
     Cluster(ClusterConnection),
 }
 
@@ -44,6 +47,10 @@ pub struct Publisher {
     prefix: Arc<str>,
     origin: Arc<str>,
     publish_command: &'static str,
+    /// The era hash, on one Redis (see `era.rs`); `None` on a cluster.
+    era: Option<Arc<str>>,
+    /// Replicas a publish waits for (`WAIT`), on one Redis.
+    wait_replicas: u32,
     retention: Retention,
     publish_script: Arc<Script>,
     members_script: Arc<Script>,
@@ -76,15 +83,15 @@ impl Publisher {
         origin: &str,
     ) -> Result<Self, Error> {
         layout::check_prefix(prefix).map_err(Error::InvalidArgument)?;
+        let era = layout::era_key(prefix);
         let (conn, publish_command) = match target {
             Target::Redis(url) => {
-                let client = clients::client(&url, options, None)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-                    .set_response_timeout(Some(DEFAULT_TIMEOUT))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                (Conn::Single(ConnectionManager::new_with_config(client, config).await?), "PUBLISH")
+                let conn = MasterConnection::connect(MasterAt::Url(url), options, Some(era)).await?;
+                (Conn::Single(conn), "PUBLISH")
+            }
+            Target::Sentinel { sentinels, master } => {
+                let at = MasterAt::Sentinel(Sentinels::new(&sentinels, &master, options)?);
+                (Conn::Single(MasterConnection::connect(at, options, Some(era)).await?), "PUBLISH")
             }
             Target::Cluster(seeds) => {
                 let client = clients::cluster_builder(&seeds, options)?
@@ -95,11 +102,14 @@ impl Publisher {
                 (Conn::Cluster(client.get_async_connection().await?), "SPUBLISH")
             }
         };
+        let single = matches!(conn, Conn::Single(_));
         Ok(Self {
             conn,
             prefix: Arc::from(prefix),
             origin: Arc::from(origin),
             publish_command,
+            era: single.then(|| Arc::from(layout::era_key(prefix))),
+            wait_replicas: if single { options.wait_replicas } else { 0 },
             retention: Retention::default(),
             publish_script: Arc::new(Script::new(scripts::PUBLISH)),
             members_script: Arc::new(Script::new(scripts::MEMBERS)),
@@ -121,6 +131,20 @@ impl Publisher {
     /// The channel prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The era hash the scripts check, on one Redis.
+    pub(crate) fn era_key(&self) -> Option<&str> {
+        self.era.as_deref()
+    }
+
+    /// Counts up each time the sentinels move the master (`None` without Sentinel): a node's
+    /// subscriber connection follows it.
+    pub fn master_switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match &self.conn {
+            Conn::Single(c) => c.master_switches(),
+            Conn::Cluster(_) => None,
+        }
     }
 
     /// The publish command in use: `PUBLISH`, or `SPUBLISH` on a cluster.
@@ -164,8 +188,13 @@ impl Publisher {
         let r = &self.retention;
         let mut invocation = self.publish_script.key(layout::position_key(&channel));
         invocation.key(layout::history_key(&channel)).key(layout::message_id_key(&channel, id));
+        if let Some(era) = self.era_key() {
+            invocation.key(era);
+        }
+        // With WAIT the script does not publish: the event goes out once replicas have it.
+        let deferred = self.wait_replicas > 0;
         invocation
-            .arg(self.publish_command)
+            .arg(if deferred { "" } else { self.publish_command })
             .arg(&channel)
             .arg(envelope)
             .arg(new_epoch())
@@ -174,6 +203,15 @@ impl Publisher {
             .arg(Retention::millis(r.history_ttl))
             .arg(Retention::millis(r.dedup_window))
             .arg(Retention::millis(r.position_ttl()));
+        if deferred {
+            let (offset, epoch, duplicate, envelope): (u64, String, u8, Vec<u8>) = self.invoke(&invocation).await?;
+            self.wait_for_replicas(self.generation()).await?;
+            if !envelope.is_empty() {
+                // A node drops a copy it delivered already: publishing a duplicate again is safe.
+                self.query::<u64>(redis::cmd(self.publish_command).arg(&channel).arg(envelope)).await?;
+            }
+            return Ok(Published { offset, epoch, id: id.to_owned(), duplicate: duplicate == 1 });
+        }
         let (offset, epoch, duplicate): (u64, String, u8) = self.invoke(&invocation).await?;
         Ok(Published { offset, epoch, id: id.to_owned(), duplicate: duplicate == 1 })
     }
@@ -248,6 +286,9 @@ impl Publisher {
         let channel = layout::channel(&self.prefix, room.as_str());
         let mut invocation = self.history_script.key(layout::position_key(&channel));
         invocation.key(layout::history_key(&channel)).key(layout::members_key(&channel));
+        if let Some(era) = self.era_key() {
+            invocation.key(era);
+        }
         let (since_offset, since_epoch) = since.map_or((String::new(), ""), |(o, e)| (o.to_string(), e));
         invocation
             .arg(new_epoch())
@@ -276,6 +317,29 @@ impl Publisher {
         let room = RoomName::user(user)?;
         let body = Body::Disconnect(envelope::Disconnect { user: user.to_owned(), code: u32::from(code) });
         self.send(&room, body).await
+    }
+
+    fn generation(&self) -> Option<u64> {
+        match &self.conn {
+            Conn::Single(c) => c.generation(),
+            Conn::Cluster(_) => None,
+        }
+    }
+
+    /// Waits until `wait_replicas` replicas hold every write this connection made (the
+    /// publish just answered among them); fewer within the timeout fail as unavailable: the
+    /// event may have been delivered, and a retry with the same id is safe.
+    async fn wait_for_replicas(&self, published_on: Option<u64>) -> Result<(), Error> {
+        let millis = DEFAULT_TIMEOUT.as_millis() as u64 / 2;
+        let acked: u32 = self.query(redis::cmd("WAIT").arg(self.wait_replicas).arg(millis)).await?;
+        // WAIT counts the writes of its own connection: one made since the publish knows none.
+        if acked < self.wait_replicas || self.generation() != published_on {
+            return Err(Error::Unavailable(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "fewer replicas than redis_wait_replicas acknowledged the publish in time",
+            ))));
+        }
+        Ok(())
     }
 
     /// Checks that Redis answers.
@@ -333,8 +397,7 @@ impl Publisher {
 }
 
 /// Runs `call` again once when it failed on a connection that had died before it was sent (the
-/// first call after a Redis restart): the connection manager only reconnects after such a
-/// failure. A call that reached Redis and lost its reply is not retried here; the caller
+/// first call after a Redis restart): the connection is only replaced after such a failure. A call that reached Redis and lost its reply is not retried here; the caller
 /// retries it, with the same message id for a publish.
 async fn retry_once_if_dropped<T, F, Fut>(call: F) -> redis::RedisResult<T>
 where

@@ -9,9 +9,16 @@
 /// (field 3) and `epoch` (field 4) to the trimmed history stream, remembers the id, and
 /// publishes the same bytes. History order is therefore channel order, whoever publishes.
 ///
-/// KEYS: position hash, history stream, message id key. ARGV: publish command, channel,
+/// A room whose epoch began in an older era (see `era.rs`) starts a new epoch like a room
+/// whose keys were lost. With an empty publish command nothing is published: the script
+/// returns the envelope (for a duplicate, the one kept in history, or '') for the caller to
+/// publish once `WAIT` saw the write on the replicas, so that no subscriber ever holds an
+/// event a promoted replica may lack.
+///
+/// KEYS: position hash, history stream, message id key, the era hash (one Redis only). ARGV: publish command, channel,
 /// encoded envelope, epoch for a new room, `1` to deduplicate by id, history size, history
-/// ttl (ms), dedup window (ms), position ttl (ms). Returns `{offset, epoch, duplicate}`.
+/// ttl (ms), dedup window (ms), position ttl (ms). Returns `{offset, epoch, duplicate}`, and
+/// the envelope fourth when the publish command is empty.
 pub(crate) const PUBLISH: &str = r"
 local function varint(n)
   local out = {}
@@ -27,13 +34,30 @@ if dedup then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local at = string.find(seen, ' ', 1, true)
-    return {tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1), 1}
+    local first, first_epoch = tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1)
+    if ARGV[1] ~= '' then
+      return {first, first_epoch, 1}
+    end
+    -- Published by the caller after WAIT: the first attempt may not have got that far.
+    local kept = ''
+    if redis.call('HGET', KEYS[1], 'epoch') == first_epoch then
+      local entry = redis.call('XRANGE', KEYS[2], first .. '-0', first .. '-0')
+      if entry[1] then
+        kept = entry[1][2][2]
+      end
+    end
+    return {first, first_epoch, 1, kept}
   end
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
+local era = ''
+if KEYS[4] then
+  era = redis.call('HGET', KEYS[4], 'id') or ''
+end
+local pos = redis.call('HMGET', KEYS[1], 'epoch', 'era')
+local epoch = pos[1]
+if not epoch or (pos[2] or '') ~= era then
   epoch = ARGV[4]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'era', era)
   redis.call('DEL', KEYS[2])
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
@@ -46,6 +70,9 @@ if size > 0 then
 end
 if dedup then
   redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'PX', ARGV[8])
+end
+if ARGV[1] == '' then
+  return {offset, epoch, 0, envelope}
 end
 redis.call(ARGV[1], ARGV[2], envelope)
 return {offset, epoch, 0}
@@ -77,7 +104,8 @@ return {added, removed}
 /// user, it first checks that the user is in the room's member set, in the same step, so a
 /// removal is either seen here or published after it.
 ///
-/// KEYS: position hash, history stream, members set. ARGV: epoch for a new room, since offset
+/// KEYS: position hash, history stream, members set, the era hash (one Redis only; a room
+/// of an older era gets a new epoch). ARGV: epoch for a new room, since offset
 /// or '', since epoch, position ttl (ms), most entries to return, user to check or ''.
 /// Returns `{offset, epoch, member, envelope...}` (`member` is 1 when no user was given).
 pub(crate) const HISTORY: &str = r"
@@ -88,8 +116,13 @@ if ARGV[6] ~= '' then
     return {0, '', 0}
   end
 end
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'offset', 0)
+local era = ''
+if KEYS[4] then
+  era = redis.call('HGET', KEYS[4], 'id') or ''
+end
+local known = redis.call('HMGET', KEYS[1], 'epoch', 'era')
+if not known[1] or (known[2] or '') ~= era then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0, 'era', era)
   redis.call('DEL', KEYS[2])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -109,12 +142,17 @@ return out
 /// position and, without `since`, the last `limit` events kept, or with it (when in the
 /// current epoch and behind) the first `limit` events after it.
 ///
-/// KEYS: position hash, history stream. ARGV: since offset or '', since epoch, most entries.
+/// KEYS: position hash, history stream, the era hash (one Redis only; a room of an older
+/// era reads as one without an epoch). ARGV: since offset or '', since epoch, most entries.
 /// Returns `{offset, epoch, 1, envelope...}` (the HISTORY reply's shape; epoch '' for a room
 /// without one).
 pub(crate) const HISTORY_PAGE: &str = r"
-local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch')
-if not pos[2] then
+local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'era')
+local era = ''
+if KEYS[3] then
+  era = redis.call('HGET', KEYS[3], 'id') or ''
+end
+if not pos[2] or (pos[3] or '') ~= era then
   return {0, '', 1}
 end
 local offset = tonumber(pos[1]) or 0

@@ -7,6 +7,14 @@ pub enum Target {
     Redis(String),
     /// Seed nodes of a Redis Cluster, `host:port` or `redis://host:port`; sharded pub/sub.
     Cluster(Vec<String>),
+    /// The master that Redis Sentinel names for a group: the sentinels (`host:port`,
+    /// `redis://` or `rediss://`) and the group's name.
+    Sentinel {
+        /// Sentinel addresses; any one that answers will do.
+        sentinels: Vec<String>,
+        /// The group's name (`sentinel monitor <name> ...`).
+        master: String,
+    },
 }
 
 /// `url` (or a bare `host:port`) as a URL asking for RESP3, which pushes (pub/sub on a

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod sentinel;
 mod tls;
 
+pub use sentinel::{MASTER_NAME as SENTINEL_MASTER, SentinelGroup};
 pub use tls::TestPki;
 
 /// Upper bound for anything a test polls for.
@@ -81,6 +83,11 @@ impl RedisServer {
         let mut server = Self { port, dir, tls_port, child: None, cluster, persistent, extra };
         server.restart();
         server
+    }
+
+    /// Replaces the extra command-line arguments used from the next (re)start on.
+    pub fn set_extra(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| (*a).to_owned()).collect();
     }
 
     /// `rediss://127.0.0.1:<tls port>`, for a server started with [`Self::start_tls`].

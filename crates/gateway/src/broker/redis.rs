@@ -37,22 +37,16 @@ impl RedisBroker {
         let target = match &config.broker {
             BrokerConfig::Redis(url) => Target::Redis(url.clone()),
             BrokerConfig::Cluster(seeds) => Target::Cluster(seeds.clone()),
+            BrokerConfig::Sentinel { sentinels, master } => {
+                Target::Sentinel { sentinels: sentinels.clone(), master: master.clone() }
+            }
             BrokerConfig::Embedded => return Err(BrokerError::unavailable("no Redis configured")),
         };
         let publisher = Publisher::connect_with_options(target, &config.redis, &config.redis_prefix, &config.node_id)
             .await?
             .with_retention(config.retention);
         let repair = GapRepair::start(publisher.clone(), fanout.clone());
-        let subscriber = Subscriber::connect(
-            config.broker.clone(),
-            config.redis.clone(),
-            config.redis_prefix.clone(),
-            fanout.clone(),
-            repair,
-            config.unsubscribe_delay,
-            config.redis_stall_timeout,
-        )
-        .await?;
+        let subscriber = Subscriber::connect(config, fanout.clone(), repair, publisher.master_switches()).await?;
         Ok(Self { publisher, subscriber, fanout })
     }
 

@@ -57,6 +57,14 @@ pub enum BrokerConfig {
     Redis(String),
     /// A Redis Cluster from its seed nodes (`ROOMCAST_REDIS_CLUSTER`); sharded pub/sub.
     Cluster(Vec<String>),
+    /// The master a Sentinel group names (`ROOMCAST_REDIS_SENTINELS`,
+    /// `ROOMCAST_REDIS_SENTINEL_MASTER`), followed through failovers.
+    Sentinel {
+        /// Sentinel addresses.
+        sentinels: Vec<String>,
+        /// The group's name.
+        master: String,
+    },
 }
 
 /// Token verification settings.

@@ -1,5 +1,6 @@
-//! The Redis settings: where Redis is (one server or a Cluster), and how to reach it (TLS
-//! material, credentials). A file that cannot be read, or settings that contradict each
+//! The Redis settings: where Redis is (one server, a Sentinel group or a Cluster), how to
+//! reach it (TLS material, credentials), and what it can be trusted with across a restart or
+//! a failover (`redis_durable`, `redis_wait_replicas`). A file that cannot be read, or settings that contradict each
 //! other, stop start-up naming the setting.
 
 use std::path::PathBuf;
@@ -16,11 +17,19 @@ pub(super) fn load(s: &mut Settings<'_>, c: &mut Config) -> Result<(), ConfigErr
         BrokerConfig::Embedded => Vec::new(),
         BrokerConfig::Redis(url) => vec![url.as_str()],
         BrokerConfig::Cluster(seeds) => seeds.iter().map(String::as_str).collect(),
+        BrokerConfig::Sentinel { sentinels, .. } => sentinels.iter().map(String::as_str).collect(),
     };
     let tls = addresses.iter().any(|a| a.starts_with("rediss://"));
     c.redis = RedisOptions { tls: tls_material(s, tls)?, ..RedisOptions::default() };
     c.redis.username = s.get::<String>("redis_username")?.filter(|u| !u.is_empty());
     c.redis.password = s.get::<String>("redis_password")?.filter(|p| !p.is_empty());
+    s.set(&mut c.redis.durable_restarts, "redis_durable")?;
+    s.set(&mut c.redis.wait_replicas, "redis_wait_replicas")?;
+    if c.redis.wait_replicas > 0 && !matches!(c.broker, BrokerConfig::Redis(_) | BrokerConfig::Sentinel { .. }) {
+        return Err(s.error("redis_wait_replicas", "needs ROOMCAST_REDIS_URL or ROOMCAST_REDIS_SENTINELS"));
+    }
+    // Sentinels are asked for an address only: the master's credentials are not theirs.
+    let addresses = if let BrokerConfig::Sentinel { .. } = &c.broker { Vec::new() } else { addresses };
     let infos: Vec<redis::ConnectionInfo> =
         addresses.iter().filter_map(|a| redis::IntoConnectionInfo::into_connection_info(resp3_url(a)).ok()).collect();
     if c.redis.password.is_some() && infos.iter().any(|i| i.redis_settings().password().is_some()) {
@@ -32,10 +41,26 @@ pub(super) fn load(s: &mut Settings<'_>, c: &mut Config) -> Result<(), ConfigErr
     Ok(())
 }
 
-/// `redis_url` or `redis_cluster`, or neither (the embedded broker).
+/// `redis_url`, `redis_cluster` or `redis_sentinels` with `redis_sentinel_master`, or none
+/// (the embedded broker).
 fn broker(s: &mut Settings<'_>) -> Result<BrokerConfig, ConfigError> {
     let url = s.get::<String>("redis_url")?.filter(|u| !u.is_empty());
     let cluster = s.get::<String>("redis_cluster")?.filter(|u| !u.is_empty());
+    let sentinels = s.get::<String>("redis_sentinels")?.filter(|u| !u.is_empty());
+    let master = s.get::<String>("redis_sentinel_master")?.filter(|u| !u.is_empty());
+    match (&sentinels, &master) {
+        (Some(_), _) if url.is_some() || cluster.is_some() => {
+            let other = if url.is_some() { "ROOMCAST_REDIS_URL" } else { "ROOMCAST_REDIS_CLUSTER" };
+            return Err(s.error("redis_sentinels", &format!("both it and {other} are set; set one")));
+        }
+        (Some(seeds), Some(master)) => {
+            let sentinels = seeds_of(s, "redis_sentinels", seeds)?;
+            return Ok(BrokerConfig::Sentinel { sentinels, master: master.clone() });
+        }
+        (Some(_), None) => return Err(s.error("redis_sentinel_master", "required with ROOMCAST_REDIS_SENTINELS")),
+        (None, Some(_)) => return Err(s.error("redis_sentinels", "required with ROOMCAST_REDIS_SENTINEL_MASTER")),
+        (None, None) => {}
+    }
     Ok(match (url, cluster) {
         (Some(_), Some(_)) => {
             return Err(s.error("redis_url", "both ROOMCAST_REDIS_URL and ROOMCAST_REDIS_CLUSTER are set; set one"));

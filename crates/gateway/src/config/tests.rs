@@ -229,3 +229,50 @@ fn the_redis_stall_timeout_defaults_to_three_seconds_and_has_a_floor() {
     let err = load(&[("ROOMCAST_JWT_SECRET", "s"), ("ROOMCAST_REDIS_STALL_TIMEOUT", "100ms")], None).unwrap_err();
     assert_eq!(err.setting, "ROOMCAST_REDIS_STALL_TIMEOUT");
 }
+
+#[test]
+fn sentinel_settings_select_the_sentinel_broker_and_contradictions_name_the_setting() {
+    let s = ("ROOMCAST_JWT_SECRET", "s");
+    let c = load(
+        &[s, ("ROOMCAST_REDIS_SENTINELS", "10.0.0.1:26379,10.0.0.2:26379"), ("ROOMCAST_REDIS_SENTINEL_MASTER", "m")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.broker,
+        BrokerConfig::Sentinel {
+            sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26379".into()],
+            master: "m".into()
+        }
+    );
+    let setting = |env: &[(&str, &str)]| load(env, None).unwrap_err().setting;
+    assert_eq!(setting(&[s, ("ROOMCAST_REDIS_SENTINELS", "10.0.0.1:26379")]), "ROOMCAST_REDIS_SENTINEL_MASTER");
+    assert_eq!(setting(&[s, ("ROOMCAST_REDIS_SENTINEL_MASTER", "m")]), "ROOMCAST_REDIS_SENTINELS");
+    let both = [
+        s,
+        ("ROOMCAST_REDIS_SENTINELS", "h:1"),
+        ("ROOMCAST_REDIS_SENTINEL_MASTER", "m"),
+        ("ROOMCAST_REDIS_URL", "redis://h:2"),
+    ];
+    assert_eq!(setting(&both), "ROOMCAST_REDIS_SENTINELS");
+    assert_eq!(
+        setting(&[s, ("ROOMCAST_REDIS_SENTINELS", "nohost"), ("ROOMCAST_REDIS_SENTINEL_MASTER", "m")]),
+        "ROOMCAST_REDIS_SENTINELS"
+    );
+}
+
+#[test]
+fn durability_and_wait_replicas_are_read_and_wait_needs_one_redis() {
+    let s = ("ROOMCAST_JWT_SECRET", "s");
+    let url = ("ROOMCAST_REDIS_URL", "redis://h:1");
+    let c = load(&[s, url], None).unwrap();
+    assert_eq!((c.redis.durable_restarts, c.redis.wait_replicas), (false, 0));
+    let c = load(&[s, url, ("ROOMCAST_REDIS_DURABLE", "true"), ("ROOMCAST_REDIS_WAIT_REPLICAS", "2")], None).unwrap();
+    assert_eq!((c.redis.durable_restarts, c.redis.wait_replicas), (true, 2));
+    let cluster = [s, ("ROOMCAST_REDIS_CLUSTER", "h:1"), ("ROOMCAST_REDIS_WAIT_REPLICAS", "1")];
+    assert_eq!(load(&cluster, None).unwrap_err().setting, "ROOMCAST_REDIS_WAIT_REPLICAS");
+    assert_eq!(
+        load(&[s, url, ("ROOMCAST_REDIS_WAIT_REPLICAS", "-1")], None).unwrap_err().setting,
+        "ROOMCAST_REDIS_WAIT_REPLICAS"
+    );
+}

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
+use roomcast_publisher::{MasterAt, MasterConnection, Sentinels};
 
 use crate::broker::BrokerError;
 use crate::config::{BrokerConfig, Config};
@@ -22,7 +22,7 @@ pub enum SessionStore {
     /// One node: a map with expiries.
     Memory(Mutex<Expiring>),
     /// One Redis (and the key prefix).
-    Redis(ConnectionManager, String),
+    Redis(MasterConnection, String),
     /// A Redis Cluster (and the key prefix).
     Cluster(ClusterConnection, String),
 }
@@ -85,12 +85,16 @@ impl SessionStore {
         Ok(match &config.broker {
             BrokerConfig::Embedded => SessionStore::Memory(Mutex::default()),
             BrokerConfig::Redis(url) => {
-                let client = roomcast_publisher::client(url, &config.redis, None).map_err(BrokerError::unavailable)?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(TIMEOUT))
-                    .set_response_timeout(Some(TIMEOUT));
+                let at = MasterAt::Url(url.clone());
                 let conn =
-                    ConnectionManager::new_with_config(client, config).await.map_err(BrokerError::unavailable)?;
+                    MasterConnection::connect_plain(at, &config.redis).await.map_err(BrokerError::unavailable)?;
+                SessionStore::Redis(conn, prefix)
+            }
+            BrokerConfig::Sentinel { sentinels, master } => {
+                let sentinels = Sentinels::new(sentinels, master, &config.redis).map_err(BrokerError::unavailable)?;
+                let conn = MasterConnection::connect_plain(MasterAt::Sentinel(sentinels), &config.redis)
+                    .await
+                    .map_err(BrokerError::unavailable)?;
                 SessionStore::Redis(conn, prefix)
             }
             BrokerConfig::Cluster(seeds) => {

@@ -44,6 +44,7 @@ mod redis_acl;
 mod redis_cluster;
 mod redis_nodes;
 mod redis_outage;
+mod redis_sentinel;
 mod redis_stall;
 mod redis_tls;
 mod refresh;

@@ -1,14 +1,16 @@
 //! Redis (persistent, as production runs it) killed for a few seconds under steady publishing
 //! through the crate, with failed publishes retried under the same id: afterwards every client
 //! has every acknowledged event exactly once, whether the node repaired the gap from history
-//! or told the client to resubscribe and the client recovered with `since`.
+//! or told the client to resubscribe and the client recovered with `since`. The nodes and the
+//! crate are told that this Redis keeps every acknowledged write across a restart
+//! (`redis_durable`); without it, a restarted Redis starts every room's epoch anew.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::{TestClient, TestGateway};
 use roomcast_gateway::config::BrokerConfig;
-use roomcast_publisher::{Event, Publisher, Retention, Target};
+use roomcast_publisher::{Event, Publisher, RedisOptions, Retention, Target};
 use roomcast_testkit::{PATIENCE, RedisServer, eventually};
 use serde_json::json;
 use tokio::sync::watch;
@@ -62,6 +64,12 @@ async fn collect(mut c: TestClient, mut acked: watch::Receiver<Option<Vec<String
     }
 }
 
+/// A publisher told that `redis` keeps every acknowledged write across a restart.
+async fn durable_publisher(redis: &RedisServer) -> Publisher {
+    let options = RedisOptions { durable_restarts: true, ..RedisOptions::default() };
+    Publisher::connect_with_options(Target::Redis(redis.url()), &options, "", "").await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
     let mut redis = RedisServer::start_persistent();
@@ -73,6 +81,7 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
                 c.broker = BrokerConfig::Redis(url);
                 c.node_id = name.to_owned();
                 c.retention.history_size = HISTORY;
+                c.redis.durable_restarts = true;
             })
             .await,
         );
@@ -88,7 +97,7 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
     }
 
     let retention = Retention { history_size: HISTORY, ..Retention::default() };
-    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(retention);
+    let publisher = durable_publisher(&redis).await.with_retention(retention);
     let publishing = tokio::spawn(async move {
         let (mut acked, mut failures) = (Vec::new(), 0);
         for i in 0..EVENTS {
@@ -136,10 +145,10 @@ async fn every_acknowledged_event_arrives_once_across_a_redis_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_published_before_the_node_resubscribed_are_repaired_without_a_later_event() {
     let mut redis = RedisServer::start_persistent();
-    let gw = TestGateway::on_redis(&redis, |_| {}).await;
+    let gw = TestGateway::on_redis(&redis, |c| c.redis.durable_restarts = true).await;
     let mut client = gw.connect("u1", None).await;
     client.subscribe("user:u1").await;
-    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let publisher = durable_publisher(&redis).await;
     publisher.publish(Event::new("user:u1", "before", &1)).await.unwrap();
     assert_eq!(client.recv().await["offset"], 1);
 
@@ -163,4 +172,37 @@ async fn events_published_before_the_node_resubscribed_are_repaired_without_a_la
         assert_eq!((e["event"].as_str(), e["offset"].as_u64()), (Some("late"), Some(offset)), "{e}");
     }
     client.roundtrip().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_durable_a_restarted_redis_starts_a_new_epoch_and_the_client_is_told() {
+    // Persistent as above, but the node and the crate are not told so: a restart may have lost
+    // the last acknowledged writes (a snapshot, `appendfsync everysec`), so no offset of the
+    // old epoch may be handed out again.
+    let mut redis = RedisServer::start_persistent();
+    let gw = TestGateway::on_redis(&redis, |_| {}).await;
+    let mut client = gw.connect("u1", None).await;
+    client.subscribe("user:u1").await;
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap();
+    let before = publisher.publish(Event::new("user:u1", "before", &1)).await.unwrap();
+    assert_eq!(client.recv().await["offset"], 1);
+
+    redis.kill();
+    eventually("the node to notice Redis is gone", async || gw.get("/readyz").await.0 == 503).await;
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let after = loop {
+        match publisher.publish(Event::new("user:u1", "after", &2).id("after-1")).await {
+            Ok(published) => break published,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "Redis did not come back: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_ne!(after.epoch, before.epoch, "a new epoch: offset 1 of the old one is never reused");
+    assert_eq!(after.offset, 1);
+    let left = client.recv().await;
+    assert_eq!((left["type"].as_str(), left["reason"].as_str()), (Some("left"), Some("resubscribe")), "{left}");
+    let reply = client.subscribe_since("user:u1", 1, &before.epoch).await;
+    assert_eq!(reply["recovered"], false, "{reply}");
+    assert_eq!(reply["epoch"], after.epoch.as_str(), "{reply}");
 }

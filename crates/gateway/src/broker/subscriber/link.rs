@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, RedisResult};
-use roomcast_publisher::RedisOptions;
+use roomcast_publisher::{RedisOptions, Sentinels};
 
 use crate::broker::BrokerError;
 use crate::config::BrokerConfig;
@@ -76,6 +76,8 @@ pub(super) struct Link {
     target: BrokerConfig,
     options: RedisOptions,
     current: RwLock<Option<(u64, SubConn)>>,
+    /// The address of the connection in use, with Sentinel: whom the sentinels named.
+    master: RwLock<Option<String>>,
     generation: AtomicU64,
     ready: AtomicBool,
 }
@@ -86,6 +88,7 @@ impl Link {
             target,
             options,
             current: RwLock::new(None),
+            master: RwLock::new(None),
             generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
@@ -111,13 +114,14 @@ impl Link {
                     .build()?;
                 SubConn::Cluster(client.get_async_connection().await?)
             }
-            BrokerConfig::Redis(url) => {
-                let client = roomcast_publisher::client(url, &self.options, Some(ProtocolVersion::RESP3))?;
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_push_sender(handler)
-                    .set_connection_timeout(Some(COMMAND_TIMEOUT))
-                    .set_response_timeout(Some(COMMAND_TIMEOUT));
-                SubConn::Single(client.get_multiplexed_async_connection_with_config(&config).await?)
+            BrokerConfig::Redis(url) => self.single(url, handler).await?,
+            BrokerConfig::Sentinel { sentinels, master } => {
+                // Whoever the sentinels name now: after a failover, the promoted replica.
+                let url = Sentinels::new(sentinels, master, &self.options)?.master_url().await?;
+                let conn = self.single(&url, handler).await?;
+                tracing::debug!(%master, port = url.rsplit(':').next().unwrap_or_default(), "subscriber connected to the Redis master");
+                *self.master.write().unwrap_or_else(|e| e.into_inner()) = Some(url);
+                conn
             }
             BrokerConfig::Embedded => {
                 return Err(redis::RedisError::from((redis::ErrorKind::Client, "no Redis configured")));
@@ -125,6 +129,27 @@ impl Link {
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));
         Ok(conn)
+    }
+
+    async fn single<H>(&self, url: &str, handler: H) -> RedisResult<SubConn>
+    where
+        H: Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static,
+    {
+        let client = roomcast_publisher::client(url, &self.options, Some(ProtocolVersion::RESP3))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_push_sender(handler)
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT));
+        Ok(SubConn::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
+    }
+
+    /// With Sentinel, whether the connection in use is to the server the sentinels name as
+    /// master now (`false` when that cannot be learnt: better one reconnect too many).
+    pub(super) async fn is_on_master(&self) -> bool {
+        let BrokerConfig::Sentinel { sentinels, master } = &self.target else { return true };
+        let Ok(now) = Sentinels::new(sentinels, master, &self.options) else { return false };
+        let Ok(now) = now.master_url().await else { return false };
+        self.is_ready() && self.master.read().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(now.as_str())
     }
 
     /// Forgets the connection in use (it was lost) and marks the node not ready.

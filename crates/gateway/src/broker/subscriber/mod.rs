@@ -8,7 +8,8 @@
 //! thirds, so a Redis that stops answering without closing the socket (stopped process,
 //! `CLIENT PAUSE`, dropped packets) turns the node unready within the timeout. It replaces a lost connection with backoff and jitter, subscribes every
 //! room that still needs it again, and has each repaired from history (events published while
-//! the subscription was down).
+//! the subscription was down). With Sentinel, a master switch the sentinels announce replaces
+//! the connection too, even while the old one still answers.
 //!
 //! # Layout
 //! - `mod.rs`: joins, releases, supervision and recovery.
@@ -24,15 +25,15 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use roomcast_proto::RoomName;
+use tokio::sync::watch;
 
 use super::BrokerError;
 use super::repair::GapRepair;
-use crate::config::BrokerConfig;
+use crate::config::Config;
 use crate::fanout::Fanout;
 use channels::ChannelTable;
 use link::{Link, SubConn};
 use push::Signals;
-use roomcast_publisher::RedisOptions;
 
 /// The node's room subscriptions in Redis.
 pub(super) struct Subscriber {
@@ -45,6 +46,9 @@ pub(super) struct Subscriber {
     delay: Duration,
     /// A PING unanswered this long after it was due means the connection is lost.
     stall_timeout: Duration,
+    /// Counts the sentinels' master switches (Sentinel only): each one replaces the connection,
+    /// which may still be open to a demoted master.
+    switches: Option<watch::Receiver<u64>>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -74,23 +78,23 @@ impl Drop for JoinLease {
 impl Subscriber {
     /// Connects the subscriber connection and starts its supervisor.
     pub(super) async fn connect(
-        target: BrokerConfig,
-        options: RedisOptions,
-        prefix: String,
+        config: &Config,
         fanout: Fanout,
         repair: GapRepair,
-        delay: Duration,
-        stall_timeout: Duration,
+        switches: Option<watch::Receiver<u64>>,
     ) -> Result<Arc<Self>, BrokerError> {
+        let (prefix, delay, stall_timeout) =
+            (config.redis_prefix.clone(), config.unsubscribe_delay, config.redis_stall_timeout);
         let signals = Arc::new(Signals::default());
         let this = Arc::new(Self {
             prefix,
             repair,
             channels: ChannelTable::new(),
-            link: Link::new(target, options),
+            link: Link::new(config.broker.clone(), config.redis.clone()),
             signals: Arc::clone(&signals),
             delay,
             stall_timeout,
+            switches,
             fanout: fanout.clone(),
         });
         let generation = this.link.next_generation();
@@ -155,6 +159,8 @@ impl Subscriber {
         self.link.lose();
         tracing::warn!("lost the Redis subscriber connection; reconnecting");
         let mut backoff = Duration::from_millis(100);
+        // A master switch announced during a pause ends the pause: the new master is there.
+        let mut switches = self.switches.clone();
         loop {
             let generation = self.link.next_generation();
             let handler = push::handler(self.fanout.clone(), Arc::clone(&self.signals), generation);
@@ -173,7 +179,10 @@ impl Subscriber {
                     self.link.lose();
                     let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
                     tracing::debug!(error = %e, retry_ms = (backoff + jitter).as_millis() as u64, "Redis still unavailable");
-                    tokio::time::sleep(backoff + jitter).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff + jitter) => {}
+                        () = next_switch(&mut switches) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -236,9 +245,21 @@ fn release_later(weak: &Weak<Subscriber>, room: &RoomName) {
     });
 }
 
+/// Resolves at the next master switch; never without Sentinel (or once the watch ended).
+async fn next_switch(switches: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = switches
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
 /// Watches the subscriber connection until the node's subscriber is dropped.
 async fn supervise(weak: Weak<Subscriber>) {
-    let Some((signals, stall)) = weak.upgrade().map(|this| (Arc::clone(&this.signals), this.stall_timeout)) else {
+    let Some((signals, stall, mut switches)) =
+        weak.upgrade().map(|this| (Arc::clone(&this.signals), this.stall_timeout, this.switches.clone()))
+    else {
         return;
     };
     // Every third of the timeout, and each PING may take the other two thirds: a stall is
@@ -248,11 +269,18 @@ async fn supervise(weak: Weak<Subscriber>) {
     let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let probing = tokio::select! {
-            () = signals.changed() => false,
-            _ = probe.tick() => true,
+        let (probing, switched) = tokio::select! {
+            () = signals.changed() => (false, false),
+            _ = probe.tick() => (true, false),
+            () = next_switch(&mut switches) => (false, true),
         };
         let Some(this) = weak.upgrade() else { return };
+        // A reconnect that already reached the new master needs no second one.
+        if switched && !this.link.is_on_master().await {
+            tracing::warn!("the sentinels moved the Redis master; moving the subscriber connection");
+            this.recover().await;
+            continue;
+        }
         // Only the loss of the connection in use counts: a replaced one reports its end too.
         if let Some(lost) = signals.take_lost()
             && this.link.generation().is_none_or(|current| current <= lost)
