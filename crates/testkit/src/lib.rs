@@ -52,6 +52,15 @@ impl RedisServer {
     /// certificates, which it requires when `client_certs`. The plain port stays open for the
     /// test's own checks.
     pub fn start_tls(pki: &TestPki, client_certs: bool, wrong_host: bool) -> Self {
+        Self::start_tls_with(pki, client_certs, wrong_host, &[])
+    }
+
+    /// Like [`Self::start_tls`], with `extra` arguments after the TLS ones.
+    pub fn start_tls_with(pki: &TestPki, client_certs: bool, wrong_host: bool, extra: &[&str]) -> Self {
+        Self::start_tls_node(pki, client_certs, wrong_host, false, extra)
+    }
+
+    fn start_tls_node(pki: &TestPki, client_certs: bool, wrong_host: bool, cluster: bool, extra: &[&str]) -> Self {
         let tls_port = free_port();
         let leaf = if wrong_host { "elsewhere" } else { "server" };
         let path = |f: &str| pki.path(f).display().to_string();
@@ -67,7 +76,8 @@ impl RedisServer {
             "--tls-auth-clients".to_owned(),
             if client_certs { "yes" } else { "no" }.to_owned(),
         ];
-        Self::start_with_args(false, false, args, Some(tls_port))
+        let args = args.into_iter().chain(extra.iter().map(|a| (*a).to_owned())).collect();
+        Self::start_with_args(cluster, false, args, Some(tls_port))
     }
 
     /// Starts a server with `args` added to its command line (such as ACL users), on every
@@ -85,9 +95,14 @@ impl RedisServer {
         server
     }
 
-    /// Replaces the extra command-line arguments used from the next (re)start on.
-    pub fn set_extra(&mut self, args: &[&str]) {
-        self.extra = args.iter().map(|a| (*a).to_owned()).collect();
+    /// Adds command-line arguments from the next (re)start on.
+    pub fn add_extra(&mut self, args: &[&str]) {
+        self.extra.extend(args.iter().map(|a| (*a).to_owned()));
+    }
+
+    /// The port clients use: the TLS port when there is one.
+    pub fn client_port(&self) -> u16 {
+        self.tls_port.unwrap_or(self.port)
     }
 
     /// `rediss://127.0.0.1:<tls port>`, for a server started with [`Self::start_tls`].
@@ -213,8 +228,8 @@ impl RedisCluster {
     pub fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "create"])
+        let status = Command::new("timeout")
+            .args(["60", "redis-cli", "--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdout(Stdio::null())
@@ -222,8 +237,43 @@ impl RedisCluster {
             .status()
             .expect("redis-cli is installed with redis-server");
         assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Three cluster-enabled servers that also speak TLS, with the cluster bus on TLS
+    /// (`tls-cluster yes`, so the cluster reports TLS ports to TLS clients), joined over TLS.
+    pub fn start_tls(pki: &TestPki) -> Self {
+        let nodes: Vec<RedisServer> =
+            (0..3).map(|_| RedisServer::start_tls_node(pki, false, false, true, &["--tls-cluster", "yes"])).collect();
+        let addrs: Vec<String> =
+            nodes.iter().map(|n| format!("127.0.0.1:{}", n.tls_port.expect("a TLS port"))).collect();
+        // `timeout`: redis-cli waits for the cluster to join without an end of its own.
+        let status = Command::new("timeout")
+            .args(["60", "redis-cli", "--tls", "--cacert"])
+            .arg(pki.path("ca.crt"))
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed with redis-server");
+        assert!(status.success(), "redis-cli --tls --cluster create failed");
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// `rediss://host:port` seeds, for a cluster started with [`Self::start_tls`].
+    pub fn tls_seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::tls_url).collect()
+    }
+
+    fn wait_ok(&self) {
         let deadline = Instant::now() + PATIENCE;
-        for node in &nodes {
+        for node in &self.nodes {
             loop {
                 let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.connection().unwrap()).unwrap();
                 if info.contains("cluster_state:ok") {
@@ -233,7 +283,6 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Self { nodes }
     }
 
     /// `host:port` seeds.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{PATIENCE, RedisServer, free_port};
+use crate::{PATIENCE, RedisServer, TestPki, free_port};
 
 /// The group's name, as `sentinel monitor` knows it.
 pub const MASTER_NAME: &str = "roomcast-test";
@@ -21,35 +21,56 @@ pub struct SentinelGroup {
     pub master: RedisServer,
     /// The replica that a failover promotes.
     pub replica: RedisServer,
-    sentinels: Vec<(u16, Child)>,
+    /// Each sentinel's plain port, TLS port (0 without TLS) and process.
+    sentinels: Vec<(u16, u16, Child)>,
     dir: PathBuf,
+    tls: bool,
 }
 
 impl SentinelGroup {
     /// Starts the servers and the sentinels, and waits until the replica is in sync and every
     /// sentinel knows it and the other two sentinels (a failover needs both).
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// The same over TLS: servers and sentinels listen for TLS with `pki`'s certificates,
+    /// replicate and monitor over TLS, and [`Self::seeds`] are `rediss://` addresses. The plain
+    /// ports stay open for the fixture's own checks.
+    pub fn start_tls(pki: &TestPki) -> Self {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(pki: Option<&TestPki>) -> Self {
         // Without the delay (5 s by default) a replica's first sync waits for more replicas.
-        let master = RedisServer::start_with_extra(&["--repl-diskless-sync-delay", "0"]);
-        let port = master.port.to_string();
-        let replica =
-            RedisServer::start_with_extra(&["--replicaof", "127.0.0.1", &port, "--repl-diskless-sync-delay", "0"]);
+        let fast = ["--repl-diskless-sync-delay", "0"];
+        let tls = ["--tls-replication", "yes"];
+        let server = |extra: &[&str]| match pki {
+            Some(pki) => RedisServer::start_tls_with(pki, false, false, &[extra, &fast, &tls].concat()),
+            None => RedisServer::start_with_extra(&[extra, &fast].concat()),
+        };
+        let master = server(&[]);
+        let port = master.client_port().to_string();
+        let replica = server(&["--replicaof", "127.0.0.1", &port]);
         let dir = std::env::temp_dir().join(format!("roomcast-sentinels-{}-{}", std::process::id(), master.port));
         std::fs::create_dir_all(&dir).unwrap();
-        let sentinels = (0..3).map(|i| start_sentinel(&dir, i, master.port)).collect();
-        let group = Self { master, replica, sentinels, dir };
+        let sentinels = (0..3).map(|i| start_sentinel(&dir, i, master.client_port(), pki)).collect();
+        let group = Self { master, replica, sentinels, dir, tls: pki.is_some() };
         group.wait_until_ready();
         group
     }
 
     /// `host:port` of each sentinel.
     pub fn seeds(&self) -> Vec<String> {
-        self.sentinels.iter().map(|(port, _)| format!("127.0.0.1:{port}")).collect()
+        let seed = |(port, tls_port, _): &(u16, u16, Child)| {
+            if self.tls { format!("rediss://127.0.0.1:{tls_port}") } else { format!("127.0.0.1:{port}") }
+        };
+        self.sentinels.iter().map(seed).collect()
     }
 
     /// The port of the server the sentinels name as master now.
     pub fn master_port(&self) -> Option<u16> {
-        let (port, _) = self.sentinels.first()?;
+        let (port, ..) = self.sentinels.first()?;
         let addr: Option<(String, u16)> =
             sentinel_query(*port, |c| c.arg("get-master-addr-by-name").arg(MASTER_NAME)).ok()?;
         addr.map(|(_, port)| port)
@@ -59,7 +80,7 @@ impl SentinelGroup {
     pub fn wait_for_failover(&self) {
         let deadline = Instant::now() + PATIENCE * 3;
         loop {
-            let promoted = self.master_port() == Some(self.replica.port)
+            let promoted = self.master_port() == Some(self.replica.client_port())
                 && self.replica.connection().is_ok_and(|mut c| {
                     redis::cmd("ROLE")
                         .query::<Vec<redis::Value>>(&mut c)
@@ -76,7 +97,7 @@ impl SentinelGroup {
     /// Starts the killed first master again, empty, as a replica of the promoted one (as an
     /// operator would bring it back), and waits until it is in sync.
     pub fn restart_old_master_as_replica(&mut self) {
-        self.master.set_extra(&["--replicaof", "127.0.0.1", &self.replica.port.to_string()]);
+        self.master.add_extra(&["--replicaof", "127.0.0.1", &self.replica.client_port().to_string()]);
         self.master.restart();
         wait_in_sync(&self.master);
     }
@@ -84,14 +105,14 @@ impl SentinelGroup {
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + PATIENCE * 3;
         wait_in_sync(&self.replica);
-        for (port, _) in &self.sentinels {
+        for (port, ..) in &self.sentinels {
             loop {
                 let replicas: Vec<Vec<String>> =
                     sentinel_query(*port, |c| c.arg("replicas").arg(MASTER_NAME)).unwrap_or_default();
                 let others: Vec<Vec<String>> =
                     sentinel_query(*port, |c| c.arg("sentinels").arg(MASTER_NAME)).unwrap_or_default();
                 let replica_ok = replicas.iter().any(|fields| {
-                    field(fields, "port") == Some(&self.replica.port.to_string())
+                    field(fields, "port") == Some(&self.replica.client_port().to_string())
                         && field(fields, "flags") == Some(&"slave".to_owned())
                 });
                 if replica_ok && others.len() == 2 {
@@ -106,7 +127,7 @@ impl SentinelGroup {
 
 impl Drop for SentinelGroup {
     fn drop(&mut self) {
-        for (_, child) in &mut self.sentinels {
+        for (.., child) in &mut self.sentinels {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -130,11 +151,11 @@ fn wait_in_sync(replica: &RedisServer) {
     }
 }
 
-fn start_sentinel(dir: &std::path::Path, index: usize, master_port: u16) -> (u16, Child) {
+fn start_sentinel(dir: &std::path::Path, index: usize, master_port: u16, pki: Option<&TestPki>) -> (u16, u16, Child) {
     let port = free_port();
     let conf = dir.join(format!("sentinel-{index}.conf"));
     // A sentinel rewrites its file with what it learns, so each has its own.
-    let text = format!(
+    let mut text = format!(
         "port {port}\nbind 127.0.0.1\ndir {dir}\n\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
          sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
@@ -142,6 +163,20 @@ fn start_sentinel(dir: &std::path::Path, index: usize, master_port: u16) -> (u16
          sentinel parallel-syncs {MASTER_NAME} 1\n",
         dir = dir.display()
     );
+    let tls_port = if let Some(pki) = pki {
+        let tls_port = free_port();
+        let path = |f: &str| pki.path(f).display().to_string();
+        text.push_str(&format!(
+            "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+             tls-auth-clients no\ntls-replication yes\n",
+            path("server.crt"),
+            path("server.key"),
+            path("ca.crt")
+        ));
+        tls_port
+    } else {
+        0
+    };
     std::fs::write(&conf, text).unwrap();
     let child = Command::new("redis-server")
         .arg(&conf)
@@ -155,7 +190,7 @@ fn start_sentinel(dir: &std::path::Path, index: usize, master_port: u16) -> (u16
         assert!(Instant::now() < deadline, "sentinel {port} did not answer");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (port, child)
+    (port, tls_port, child)
 }
 
 fn sentinel_query<T: redis::FromRedisValue>(
