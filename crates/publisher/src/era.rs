@@ -22,20 +22,22 @@ use crate::ids::new_epoch;
 /// Starts a new era when the master changed and cannot be trusted with every acknowledged
 /// write.
 ///
-/// KEYS[1] the era hash. ARGV: the master's replication id, its previous one (`master_replid2`,
-/// the old master's id on a promoted replica), `1` to trust a promoted replica, `1` to trust a
-/// restarted master, a new era id. Returns 0 (same master, or the first seen), 1 (a new master,
-/// trusted) or 2 (a new era began).
+/// KEYS[1] the era hash. ARGV: the master's replication id, its previous one (`master_replid2`:
+/// the old master's id on a promoted replica, and on a master restarted from a snapshot of its
+/// own), `1` to trust a promoted replica, `1` to trust a restarted master, a new era id, the
+/// master's address as the sentinels name it ('' for a fixed URL). A promotion is a previous id
+/// that matches at another address; anything else is a restart. Returns 0 (same master, or the
+/// first seen), 1 (a new master, trusted) or 2 (a new era began).
 const CHECK: &str = r"
-local known = redis.call('HGET', KEYS[1], 'replid')
-if known == ARGV[1] then
+local known = redis.call('HMGET', KEYS[1], 'replid', 'addr')
+if known[1] == ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'replid', ARGV[1])
-if not known then
+redis.call('HSET', KEYS[1], 'replid', ARGV[1], 'addr', ARGV[6])
+if not known[1] then
   return 0
 end
-local promoted = known == ARGV[2]
+local promoted = known[1] == ARGV[2] and ARGV[6] ~= '' and known[2] and known[2] ~= ARGV[6]
 if (promoted and ARGV[3] == '1') or (not promoted and ARGV[4] == '1') then
   return 1
 end
@@ -76,6 +78,7 @@ pub(crate) async fn check(
     conn: &mut MultiplexedConnection,
     key: &str,
     master: &Replication,
+    address: &str,
     options: &RedisOptions,
 ) -> redis::RedisResult<()> {
     let outcome: u8 = Script::new(CHECK)
@@ -85,6 +88,7 @@ pub(crate) async fn check(
         .arg(if options.wait_replicas > 0 { "1" } else { "0" })
         .arg(if options.durable_restarts { "1" } else { "0" })
         .arg(new_epoch())
+        .arg(address)
         .invoke_async(conn)
         .await?;
     match outcome {

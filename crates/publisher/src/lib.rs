@@ -37,6 +37,8 @@
 //!   [`Retention`], history size and age and the dedup window (`retention.rs`);
 //!   [`Publisher::broadcast`], one event into many rooms (`broadcast.rs`).
 //! - Read back: [`Publisher::history_page`], a page of a room's history (`page.rs`).
+//! - Repair: [`Publisher::restart_epoch_below`], a new epoch for a room Redis holds less of
+//!   than a node delivered (`rollback.rs`).
 //! - In Redis: [`layout`], channel and key names; `scripts.rs`, the Lua scripts.
 //! - Presence: [`presence`], online status, room presence, node liveness and the event stream.
 //! - [`Error`]: what a caller can branch on (`error.rs`).
@@ -54,7 +56,9 @@ mod options;
 mod page;
 pub mod presence;
 mod publisher;
+mod replicated;
 mod retention;
+mod rollback;
 mod scripts;
 mod sentinel;
 mod target;

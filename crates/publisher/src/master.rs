@@ -48,6 +48,8 @@ struct Inner {
     /// One reconnect at a time: concurrent callers wait for it instead of each opening one.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// Failed connect attempts so far.
+    attempts: AtomicU64,
     switches: Option<watch::Receiver<u64>>,
     seen_switch: AtomicU64,
     db: i64,
@@ -82,6 +84,7 @@ impl MasterConnection {
                 current: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
+                attempts: AtomicU64::new(0),
                 switches,
                 seen_switch: AtomicU64::new(0),
                 db,
@@ -103,11 +106,6 @@ impl MasterConnection {
         self.inner.switches.clone()
     }
 
-    /// The number of the connection in use (each reconnect makes a new one), if any.
-    pub(crate) fn generation(&self) -> Option<u64> {
-        self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(g, _)| *g)
-    }
-
     fn in_use(&self) -> Option<(u64, MultiplexedConnection)> {
         if let Some(switches) = &self.inner.switches {
             let now = *switches.borrow();
@@ -119,17 +117,39 @@ impl MasterConnection {
         self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn get(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+    /// The connection in use and its number, connecting first when there is none. Callers
+    /// that must send several commands on one connection (a write and the `WAIT` for it) use
+    /// the connection returned, and report its failures with [`Self::failed`].
+    pub(crate) async fn get(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         if let Some(current) = self.in_use() {
             return Ok(current);
         }
+        let attempts_seen = self.inner.attempts.load(Ordering::Acquire);
         let _one = self.inner.connecting.lock().await;
         if let Some(current) = self.in_use() {
             return Ok(current);
         }
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
+        // An attempt failed while this caller waited its turn: fail as it did instead of
+        // queueing one more connect timeout behind it.
+        if self.inner.attempts.load(Ordering::Acquire) != attempts_seen {
+            return Err(RedisError::from((ErrorKind::Io, "the Redis master could not be reached just now")));
+        }
+        let switch_before = self.inner.switches.as_ref().map(|s| *s.borrow());
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
             .await
-            .map_err(|_| RedisError::from((ErrorKind::Io, "connecting to the Redis master timed out")))??;
+            .map_err(|_| RedisError::from((ErrorKind::Io, "connecting to the Redis master timed out")))
+            .and_then(|opened| opened);
+        let conn = match opened {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.inner.attempts.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        // The sentinels moved the master while this connected: it may be to the old one.
+        if self.inner.switches.as_ref().map(|s| *s.borrow()) != switch_before {
+            return Err(RedisError::from((ErrorKind::Io, "the Redis master moved while connecting")));
+        }
         let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
         *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));
         Ok((generation, conn))
@@ -152,7 +172,13 @@ impl MasterConnection {
             return Err(RedisError::from((ErrorKind::Io, "the Redis server is not a master (yet)")));
         }
         if let Some(key) = &self.inner.era {
-            era::check(&mut conn, key, &replication, &self.inner.options).await?;
+            // A promotion moves the master to another address; a restart keeps its own. One
+            // fixed URL cannot tell them apart, so there every change counts as a restart.
+            let address = match &self.inner.locate {
+                MasterAt::Url(_) => "",
+                MasterAt::Sentinel(_) => host_port(&url),
+            };
+            era::check(&mut conn, key, &replication, address, &self.inner.options).await?;
         }
         if let MasterAt::Sentinel(sentinels) = &self.inner.locate {
             tracing::debug!(master = sentinels.master_name(), address = %host_port(&url), "connected to the Redis master");
@@ -162,7 +188,7 @@ impl MasterConnection {
 
     /// After `error` on connection `generation`: a connection that broke, timed out or now
     /// talks to a replica is dropped, and the next call connects to the master anew.
-    fn failed(&self, generation: u64, error: &RedisError) {
+    pub(crate) fn failed(&self, generation: u64, error: &RedisError) {
         let replaced = error.is_io_error()
             || error.is_connection_dropped()
             || error.is_timeout()

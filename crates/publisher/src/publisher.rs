@@ -5,7 +5,8 @@
 //! multiplexed connection that reconnects to whichever server is master, checking the era
 //! first); a cluster through a [`ClusterConnection`] (one multiplexed connection per
 //! master). Both pipeline concurrent calls from every clone, so no pool is needed: a pool only
-//! pays off for commands that block a connection, and a publisher sends none.
+//! pays off for commands that block a connection. The one such command, `WAIT` (with
+//! `redis_wait_replicas`), goes on a second connection of its own ([`Replicated`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,8 +16,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script};
 use roomcast_proto::RoomName;
 use roomcast_proto::envelope::{self, Envelope, envelope::Body};
+use tokio::sync::watch;
 
 use crate::ids::{new_epoch, new_message_id};
+use crate::replicated::{Replicated, Stored};
 use crate::target::Target;
 use crate::{
     Error, Event, History, MasterAt, MasterConnection, Published, RedisOptions, Retention, Sentinels, clients, layout,
@@ -49,8 +52,8 @@ pub struct Publisher {
     publish_command: &'static str,
     /// The era hash, on one Redis (see `era.rs`); `None` on a cluster.
     era: Option<Arc<str>>,
-    /// Replicas a publish waits for (`WAIT`), on one Redis.
-    wait_replicas: u32,
+    /// Publishes acknowledged after `WAIT` (`redis_wait_replicas`), on one Redis.
+    replicated: Option<Arc<Replicated>>,
     retention: Retention,
     publish_script: Arc<Script>,
     members_script: Arc<Script>,
@@ -84,14 +87,18 @@ impl Publisher {
     ) -> Result<Self, Error> {
         layout::check_prefix(prefix).map_err(Error::InvalidArgument)?;
         let era = layout::era_key(prefix);
-        let (conn, publish_command) = match target {
-            Target::Redis(url) => {
-                let conn = MasterConnection::connect(MasterAt::Url(url), options, Some(era)).await?;
-                (Conn::Single(conn), "PUBLISH")
-            }
+        let single = |at: MasterAt| async {
+            let conn = MasterConnection::connect(at.clone(), options, Some(era.clone())).await?;
+            let replicated = match options.wait_replicas {
+                0 => None,
+                _ => Some(Arc::new(Replicated::connect(at, options, era.clone()).await?)),
+            };
+            Ok::<_, Error>((Conn::Single(conn), replicated))
+        };
+        let ((conn, replicated), publish_command) = match target {
+            Target::Redis(url) => (single(MasterAt::Url(url)).await?, "PUBLISH"),
             Target::Sentinel { sentinels, master } => {
-                let at = MasterAt::Sentinel(Sentinels::new(&sentinels, &master, options)?);
-                (Conn::Single(MasterConnection::connect(at, options, Some(era)).await?), "PUBLISH")
+                (single(MasterAt::Sentinel(Sentinels::new(&sentinels, &master, options)?)).await?, "PUBLISH")
             }
             Target::Cluster(seeds) => {
                 let client = clients::cluster_builder(&seeds, options)?
@@ -99,7 +106,7 @@ impl Publisher {
                     .response_timeout(DEFAULT_TIMEOUT)
                     .retries(2)
                     .build()?;
-                (Conn::Cluster(client.get_async_connection().await?), "SPUBLISH")
+                ((Conn::Cluster(client.get_async_connection().await?), None), "SPUBLISH")
             }
         };
         let single = matches!(conn, Conn::Single(_));
@@ -109,7 +116,7 @@ impl Publisher {
             origin: Arc::from(origin),
             publish_command,
             era: single.then(|| Arc::from(layout::era_key(prefix))),
-            wait_replicas: if single { options.wait_replicas } else { 0 },
+            replicated,
             retention: Retention::default(),
             publish_script: Arc::new(Script::new(scripts::PUBLISH)),
             members_script: Arc::new(Script::new(scripts::MEMBERS)),
@@ -133,6 +140,11 @@ impl Publisher {
         &self.prefix
     }
 
+    /// Whether history reads stop at the offset replicas confirmed (`redis_wait_replicas`).
+    pub(crate) fn confirms(&self) -> bool {
+        self.replicated.is_some()
+    }
+
     /// The era hash the scripts check, on one Redis.
     pub(crate) fn era_key(&self) -> Option<&str> {
         self.era.as_deref()
@@ -140,7 +152,7 @@ impl Publisher {
 
     /// Counts up each time the sentinels move the master (`None` without Sentinel): a node's
     /// subscriber connection follows it.
-    pub fn master_switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+    pub fn master_switches(&self) -> Option<watch::Receiver<u64>> {
         match &self.conn {
             Conn::Single(c) => c.master_switches(),
             Conn::Cluster(_) => None,
@@ -192,7 +204,7 @@ impl Publisher {
             invocation.key(era);
         }
         // With WAIT the script does not publish: the event goes out once replicas have it.
-        let deferred = self.wait_replicas > 0;
+        let deferred = self.replicated.is_some();
         invocation
             .arg(if deferred { "" } else { self.publish_command })
             .arg(&channel)
@@ -203,16 +215,13 @@ impl Publisher {
             .arg(Retention::millis(r.history_ttl))
             .arg(Retention::millis(r.dedup_window))
             .arg(Retention::millis(r.position_ttl()));
-        if deferred {
-            let (offset, epoch, duplicate, envelope): (u64, String, u8, Vec<u8>) = self.invoke(&invocation).await?;
-            self.wait_for_replicas(self.generation()).await?;
-            if !envelope.is_empty() {
-                // A node drops a copy it delivered already: publishing a duplicate again is safe.
-                self.query::<u64>(redis::cmd(self.publish_command).arg(&channel).arg(envelope)).await?;
+        let (offset, epoch, duplicate): Stored = match &self.replicated {
+            Some(replicated) => {
+                let position = layout::position_key(&channel);
+                replicated.publish(&invocation, &position, self.publish_command, &channel).await?
             }
-            return Ok(Published { offset, epoch, id: id.to_owned(), duplicate: duplicate == 1 });
-        }
-        let (offset, epoch, duplicate): (u64, String, u8) = self.invoke(&invocation).await?;
+            None => self.invoke(&invocation).await?,
+        };
         Ok(Published { offset, epoch, id: id.to_owned(), duplicate: duplicate == 1 })
     }
 
@@ -296,7 +305,8 @@ impl Publisher {
             .arg(since_epoch)
             .arg(Retention::millis(self.retention.position_ttl()))
             .arg(self.retention.history_size.max(1))
-            .arg(user.unwrap_or_default());
+            .arg(user.unwrap_or_default())
+            .arg(if self.confirms() { "1" } else { "0" });
         History::from_reply(self.invoke(&invocation).await?)
     }
 
@@ -317,29 +327,6 @@ impl Publisher {
         let room = RoomName::user(user)?;
         let body = Body::Disconnect(envelope::Disconnect { user: user.to_owned(), code: u32::from(code) });
         self.send(&room, body).await
-    }
-
-    fn generation(&self) -> Option<u64> {
-        match &self.conn {
-            Conn::Single(c) => c.generation(),
-            Conn::Cluster(_) => None,
-        }
-    }
-
-    /// Waits until `wait_replicas` replicas hold every write this connection made (the
-    /// publish just answered among them); fewer within the timeout fail as unavailable: the
-    /// event may have been delivered, and a retry with the same id is safe.
-    async fn wait_for_replicas(&self, published_on: Option<u64>) -> Result<(), Error> {
-        let millis = DEFAULT_TIMEOUT.as_millis() as u64 / 2;
-        let acked: u32 = self.query(redis::cmd("WAIT").arg(self.wait_replicas).arg(millis)).await?;
-        // WAIT counts the writes of its own connection: one made since the publish knows none.
-        if acked < self.wait_replicas || self.generation() != published_on {
-            return Err(Error::Unavailable(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "fewer replicas than redis_wait_replicas acknowledged the publish in time",
-            ))));
-        }
-        Ok(())
     }
 
     /// Checks that Redis answers.

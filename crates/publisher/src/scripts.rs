@@ -57,7 +57,7 @@ local pos = redis.call('HMGET', KEYS[1], 'epoch', 'era')
 local epoch = pos[1]
 if not epoch or (pos[2] or '') ~= era then
   epoch = ARGV[4]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'era', era)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'era', era, 'confirmed', 0)
   redis.call('DEL', KEYS[2])
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
@@ -106,7 +106,8 @@ return {added, removed}
 ///
 /// KEYS: position hash, history stream, members set, the era hash (one Redis only; a room
 /// of an older era gets a new epoch). ARGV: epoch for a new room, since offset
-/// or '', since epoch, position ttl (ms), most entries to return, user to check or ''.
+/// or '', since epoch, position ttl (ms), most entries to return, user to check or '', `1` to
+/// read only up to the offset replicas confirmed (`redis_wait_replicas`).
 /// Returns `{offset, epoch, member, envelope...}` (`member` is 1 when no user was given).
 pub(crate) const HISTORY: &str = r"
 local member = 1
@@ -122,15 +123,18 @@ if KEYS[4] then
 end
 local known = redis.call('HMGET', KEYS[1], 'epoch', 'era')
 if not known[1] or (known[2] or '') ~= era then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0, 'era', era)
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0, 'era', era, 'confirmed', 0)
   redis.call('DEL', KEYS[2])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch')
+local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'confirmed')
 local offset = tonumber(pos[1]) or 0
+if ARGV[7] == '1' then
+  offset = math.min(offset, tonumber(pos[3]) or 0)
+end
 local out = {offset, pos[2], member}
 if ARGV[2] ~= '' and ARGV[3] == pos[2] and tonumber(ARGV[2]) < offset then
-  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[5])
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', offset .. '-0', 'COUNT', ARGV[5])
   for _, entry in ipairs(entries) do
     out[#out + 1] = entry[2][2]
   end
@@ -143,11 +147,12 @@ return out
 /// current epoch and behind) the first `limit` events after it.
 ///
 /// KEYS: position hash, history stream, the era hash (one Redis only; a room of an older
-/// era reads as one without an epoch). ARGV: since offset or '', since epoch, most entries.
+/// era reads as one without an epoch). ARGV: since offset or '', since epoch, most entries, `1`
+/// to read only up to the offset replicas confirmed.
 /// Returns `{offset, epoch, 1, envelope...}` (the HISTORY reply's shape; epoch '' for a room
 /// without one).
 pub(crate) const HISTORY_PAGE: &str = r"
-local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'era')
+local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'era', 'confirmed')
 local era = ''
 if KEYS[3] then
   era = redis.call('HGET', KEYS[3], 'id') or ''
@@ -156,17 +161,55 @@ if not pos[2] or (pos[3] or '') ~= era then
   return {0, '', 1}
 end
 local offset = tonumber(pos[1]) or 0
+if ARGV[4] == '1' then
+  offset = math.min(offset, tonumber(pos[4]) or 0)
+end
 local out = {offset, pos[2], 1}
 if ARGV[1] == '' then
-  local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[3])
+  local entries = redis.call('XREVRANGE', KEYS[2], offset .. '-0', '-', 'COUNT', ARGV[3])
   for i = #entries, 1, -1 do
     out[#out + 1] = entries[i][2][2]
   end
 elseif ARGV[2] == pos[2] and tonumber(ARGV[1]) < offset then
-  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[3])
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', offset .. '-0', 'COUNT', ARGV[3])
   for _, entry in ipairs(entries) do
     out[#out + 1] = entry[2][2]
   end
 end
 return out
+";
+
+/// Gives a room a new epoch when Redis holds less of it than a node delivered: only if the
+/// room is still in that epoch below that offset (compare-and-set), in the current era.
+///
+/// KEYS: position hash, history stream, the era hash (one Redis only). ARGV: the epoch, the
+/// offset delivered, the new epoch. Returns 1 when it restarted the room, 0 otherwise.
+pub(crate) const RESTART_EPOCH: &str = r"
+local pos = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
+if pos[1] ~= ARGV[1] or (tonumber(pos[2]) or 0) >= tonumber(ARGV[2]) then
+  return 0
+end
+local era = ''
+if KEYS[3] then
+  era = redis.call('HGET', KEYS[3], 'id') or ''
+end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'offset', 0, 'era', era, 'confirmed', 0)
+redis.call('DEL', KEYS[2])
+return 1
+";
+
+/// After `WAIT` saw a publish on the replicas: raises the room's confirmed offset (what history
+/// reads may return, with `redis_wait_replicas`) to it, unless the room moved to another epoch,
+/// and publishes the envelope to the nodes.
+///
+/// KEYS: position hash. ARGV: the epoch, the offset, publish command, channel, envelope or ''.
+pub(crate) const CONFIRM: &str = r"
+local pos = redis.call('HMGET', KEYS[1], 'epoch', 'confirmed')
+if pos[1] == ARGV[1] and (tonumber(pos[2]) or 0) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'confirmed', ARGV[2])
+end
+if ARGV[5] ~= '' then
+  redis.call(ARGV[3], ARGV[4], ARGV[5])
+end
+return 1
 ";

@@ -51,24 +51,25 @@ impl Sentinels {
         &self.master
     }
 
-    /// The URL of the server the sentinels name as master now: each sentinel is asked in turn
-    /// (`SENTINEL get-master-addr-by-name`) and the first that knows the group answers.
+    /// The URL of the server the sentinels name as master now: every sentinel is asked at once
+    /// (`SENTINEL get-master-addr-by-name`) and the first that knows the group answers. With
+    /// TLS the certificate must name that address (an IP SAN when the sentinels give IPs).
     pub async fn master_url(&self) -> Result<String, RedisError> {
-        let mut last = invalid("no sentinel answered");
-        for seed in self.seeds.iter() {
-            match self.ask(seed).await {
-                Ok(Some((host, port))) => {
-                    let scheme = if self.tls { "rediss" } else { "redis" };
-                    return Ok(format!("{scheme}://{host}:{port}"));
+        // All at once: unreachable sentinels cost one timeout, not one each.
+        let asks = self.seeds.iter().map(|seed| {
+            Box::pin(async move {
+                match self.ask(seed).await {
+                    Ok(Some(addr)) => Ok(addr),
+                    Ok(None) => Err(invalid("the sentinels do not know this master name")),
+                    Err(e) => Err(e),
                 }
-                Ok(None) => last = invalid("the sentinels do not know this master name"),
-                Err(e) => {
-                    tracing::debug!(error = %e, "a sentinel did not answer; asking the next");
-                    last = e;
-                }
-            }
-        }
-        Err(last)
+            })
+        });
+        let ((host, port), _) = futures::future::select_ok(asks).await?;
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        // An IPv6 address needs brackets in a URL.
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        Ok(format!("{scheme}://{host}:{port}"))
     }
 
     async fn ask(&self, seed: &str) -> Result<Option<(String, u16)>, RedisError> {

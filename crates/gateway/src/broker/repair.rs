@@ -4,7 +4,8 @@
 //! subscription was lost and restored holds its newer events while this task reads every
 //! event after the room's cursor from history; they are delivered in order, then the held
 //! ones. When history no longer has them (trimmed, expired, or the room's epoch changed) every
-//! member is told `left: resubscribe`: continuity is never broken silently.
+//! member is told `left: resubscribe`: continuity is never broken silently. When Redis holds
+//! less of the room than the node delivered, the room also gets a new epoch in Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,17 @@ async fn repair(publisher: &Publisher, fanout: &Fanout, room: &RoomName, cursor:
                 pause *= 2;
             }
             Err(e) => tracing::warn!(%room, error = %e, "history read for a gap failed"),
+        }
+    }
+    // Redis holds less of the room than this node delivered: it lost acknowledged writes. A
+    // new epoch keeps their offsets from going to other events (members are told below).
+    if let Some(h) = history.as_ref().filter(|h| h.epoch == *cursor.epoch && h.offset < cursor.offset) {
+        match publisher.restart_epoch_below(room, &h.epoch, cursor.offset).await {
+            Ok(restarted) => tracing::warn!(
+                %room, redis_offset = h.offset, delivered = cursor.offset, restarted,
+                "Redis holds less of the room than this node delivered; the room starts a new epoch"
+            ),
+            Err(e) => tracing::warn!(%room, error = %e, "could not start a new epoch for a room Redis lost writes of"),
         }
     }
     let complete = history.filter(|h| h.continues_from(cursor.offset, &cursor.epoch));
