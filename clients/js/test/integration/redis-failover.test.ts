@@ -26,7 +26,9 @@ const clients: Recorder[] = [];
 
 beforeAll(async () => {
   redis = await startRedis(dir.path);
-  const env = { ROOMCAST_REDIS_URL: redis.url };
+  // This Redis runs with appendfsync always, so the nodes may trust it across its restart;
+  // without ROOMCAST_REDIS_DURABLE a restart starts every room's epoch anew (clients reload).
+  const env = { ROOMCAST_REDIS_URL: redis.url, ROOMCAST_REDIS_DURABLE: "true" };
   [a, b] = await Promise.all([
     startGateway({ ...env, ROOMCAST_NODE_ID: "a" }),
     startGateway({ ...env, ROOMCAST_NODE_ID: "b" }),
