@@ -2,6 +2,24 @@
 //! that room's slot in a cluster, and publishes on the room's channel, which hashes to the same
 //! slot as the keys' hash tag.
 
+/// The Lua function `varint(n)`, the protobuf varint of `n`, for scripts that build envelope
+/// bytes; a macro so that each script can `concat!` it in front of its own text.
+macro_rules! lua_varint {
+    () => {
+        r"local function varint(n)
+  local out = {}
+  while n >= 128 do
+    out[#out + 1] = string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  out[#out + 1] = string.char(n)
+  return table.concat(out)
+end
+"
+    };
+}
+pub(crate) use lua_varint;
+
 /// Publishes one event, atomically with everything that makes it recoverable: when the id was
 /// published within the dedup window it returns that first offset and does nothing else;
 /// otherwise it assigns the next offset (creating the epoch on the room's first event, or after
@@ -19,16 +37,9 @@
 /// encoded envelope, epoch for a new room, `1` to deduplicate by id, history size, history
 /// ttl (ms), dedup window (ms), position ttl (ms). Returns `{offset, epoch, duplicate}`, and
 /// the envelope fourth when the publish command is empty.
-pub(crate) const PUBLISH: &str = r"
-local function varint(n)
-  local out = {}
-  while n >= 128 do
-    out[#out + 1] = string.char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  out[#out + 1] = string.char(n)
-  return table.concat(out)
-end
+pub(crate) const PUBLISH: &str = concat!(
+    lua_varint!(),
+    r"
 local dedup = ARGV[5] == '1'
 if dedup then
   local seen = redis.call('GET', KEYS[3])
@@ -76,7 +87,8 @@ if ARGV[1] == '' then
 end
 redis.call(ARGV[1], ARGV[2], envelope)
 return {offset, epoch, 0}
-";
+"
+);
 
 /// Adds and removes members, then (when anyone was listed for removal) publishes the
 /// removal so that every node ends those users' subscriptions.

@@ -7,6 +7,8 @@
 //! transitions. Room presence lives in the room's own slot, beside its channel, so that its
 //! `join` and `leave` go out on the channel in the order of the changes.
 
+use crate::scripts::lua_varint;
+
 /// A node's number of connections of a user (0: none left).
 ///
 /// The user is online while any node has a connection. The first connection anywhere makes an
@@ -117,16 +119,9 @@ return out
 ///
 /// KEYS: as [`ROOM`]. ARGV: node, publish command, channel, the room's base envelope (room and
 /// origin) or '' when no frames go out. Returns the users who left.
-pub(crate) const ROOM_NODE_GONE: &str = r"
-local function varint(n)
-  local out = {}
-  while n >= 128 do
-    out[#out + 1] = string.char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  out[#out + 1] = string.char(n)
-  return table.concat(out)
-end
+pub(crate) const ROOM_NODE_GONE: &str = concat!(
+    lua_varint!(),
+    r"
 local suffix = ' ' .. ARGV[1]
 local left = {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
@@ -144,7 +139,8 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   end
 end
 return left
-";
+"
+);
 
 /// A node's heartbeat: its score in the node set and its description. A node being cleaned up
 /// after it was taken for dead is not put back until the cleanup ends.
