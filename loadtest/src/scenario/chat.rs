@@ -231,6 +231,10 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     }
     if redis.is_some() {
         r.figure("Redis CPU", redis_cpu, "s", Better::Lower);
+        // Everything Redis did (publishes, their fan-out, joins and leaves) per message sent:
+        // what sets a deployment's ceiling, since Redis is the part every node shares.
+        let sent = (messages + next_org).max(1) as f64;
+        r.figure("Redis CPU per message", redis_cpu * 1e6 / sent, "µs", Better::Lower);
     }
     r.figure("load tester CPU", own_cpu, "s", Better::Lower);
     r.figure("joins+leaves per second", churned as f64 / sent_secs, "/s", Better::Higher);
