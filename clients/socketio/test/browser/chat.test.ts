@@ -165,7 +165,16 @@ it("three browser pages chat through round-robin nginx; bob's node killed mid-st
     "every message at bob and dave",
     async () => (await Promise.all([bob, dave].map((p) => state(p.page)))).every((s) => s.messages.length >= N),
     30_000,
-  );
+  ).catch(async (e: unknown) => {
+    // Say what each page had, so that a rare failure can be told apart: a message missing from
+    // a recovered session, or a session that was not recovered.
+    const seen = (await Promise.all([bob, dave].map((p) => state(p.page)))).map(
+      (s) =>
+        `${s.user}: ${s.messages.length} messages, missing ${JSON.stringify(seq(N).filter((n) => !s.messages.includes(n)))}, ` +
+        `connects ${JSON.stringify(s.connects)}, disconnects ${JSON.stringify(s.disconnects)}`,
+    );
+    throw new Error(`${(e as Error).message}; ${seen.join("; ")}; bob's node ${String(held)}`);
+  });
   await api.publish({ room: "user:alice", event: "sentinel", data: {} });
   await until("alice's sentinel", async () => (await state(alice.page)).got.some((g) => g.event === "sentinel"));
 
