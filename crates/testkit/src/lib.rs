@@ -227,19 +227,7 @@ impl RedisCluster {
     /// Starts three cluster-enabled servers and joins them with `redis-cli --cluster create`.
     pub fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let status = Command::new("timeout")
-            .args(["60", "redis-cli", "--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("redis-cli is installed with redis-server");
-        assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Self { nodes };
-        cluster.wait_ok();
-        cluster
+        Self::join(nodes, None)
     }
 
     /// Three cluster-enabled servers that also speak TLS, with the cluster bus on TLS
@@ -247,12 +235,19 @@ impl RedisCluster {
     pub fn start_tls(pki: &TestPki) -> Self {
         let nodes: Vec<RedisServer> =
             (0..3).map(|_| RedisServer::start_tls_node(pki, false, false, true, &["--tls-cluster", "yes"])).collect();
-        let addrs: Vec<String> =
-            nodes.iter().map(|n| format!("127.0.0.1:{}", n.tls_port.expect("a TLS port"))).collect();
+        Self::join(nodes, Some(pki))
+    }
+
+    /// Joins `nodes` into one cluster (over TLS with `pki`) and waits until it is ok.
+    fn join(nodes: Vec<RedisServer>, pki: Option<&TestPki>) -> Self {
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.client_port())).collect();
         // `timeout`: redis-cli waits for the cluster to join without an end of its own.
-        let status = Command::new("timeout")
-            .args(["60", "redis-cli", "--tls", "--cacert"])
-            .arg(pki.path("ca.crt"))
+        let mut create = Command::new("timeout");
+        create.args(["60", "redis-cli"]);
+        if let Some(pki) = pki {
+            create.args(["--tls", "--cacert"]).arg(pki.path("ca.crt"));
+        }
+        let status = create
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -260,7 +255,7 @@ impl RedisCluster {
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli is installed with redis-server");
-        assert!(status.success(), "redis-cli --tls --cluster create failed");
+        assert!(status.success(), "redis-cli --cluster create failed");
         let cluster = Self { nodes };
         cluster.wait_ok();
         cluster

@@ -164,12 +164,17 @@ mod tests {
     use crate::events::MemoryQueue;
     use crate::metrics::Metrics;
 
-    #[tokio::test]
-    async fn acks_within_a_window_are_one_receipt_with_the_ids_since_the_last() {
+    /// Receipts for `dialog:` rooms with a one-second window, into a queue the test reads.
+    fn receipts_in_memory() -> (Arc<Receipts>, Arc<MemoryQueue>) {
         let metrics = Arc::new(Metrics::new("t"));
         let queue = Arc::new(MemoryQueue::new(100, "t", Arc::clone(&metrics)));
         let events = Events::memory(Arc::clone(&queue), metrics);
-        let receipts = Receipts::new(RoomPrefixes::new(vec!["dialog:".into()]), Duration::from_secs(1), events);
+        (Receipts::new(RoomPrefixes::new(vec!["dialog:".into()]), Duration::from_secs(1), events), queue)
+    }
+
+    #[tokio::test]
+    async fn acks_within_a_window_are_one_receipt_with_the_ids_since_the_last() {
+        let (receipts, queue) = receipts_in_memory();
         let room = RoomName::parse("dialog:1").unwrap();
         let user: Arc<str> = Arc::from("u1");
         let e: Arc<str> = Arc::from("e1");
@@ -193,10 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_epoch_starts_receipts_again() {
-        let metrics = Arc::new(Metrics::new("t"));
-        let queue = Arc::new(MemoryQueue::new(100, "t", Arc::clone(&metrics)));
-        let events = Events::memory(Arc::clone(&queue), metrics);
-        let receipts = Receipts::new(RoomPrefixes::new(vec!["dialog:".into()]), Duration::from_secs(1), events);
+        let (receipts, queue) = receipts_in_memory();
         let room = RoomName::parse("dialog:1").unwrap();
         let user: Arc<str> = Arc::from("u1");
         let (old, new): (Arc<str>, Arc<str>) = (Arc::from("e1"), Arc::from("e2"));
