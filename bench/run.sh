@@ -112,6 +112,7 @@ secret = "$SECRET"
 api_key = "$API_KEY"
 es256_key = "$WORK/es256-private.pem"
 redis_pid = $REDIS_PID
+redis_addr = "127.0.0.1:$REDIS_PORT"
 single = { addr = "$ADDR_rc_single", pid = $PID_rc_single }
 es256 = { addr = "$ADDR_rc_es256", pid = $PID_rc_es256 }
 cluster = [{ addr = "$ADDR_rc_a", pid = $PID_rc_a }, { addr = "$ADDR_rc_b", pid = $PID_rc_b }]
@@ -123,6 +124,7 @@ secret = "$SECRET"
 api_key = "$API_KEY"
 es256_key = "$WORK/es256-private.pem"
 redis_pid = $REDIS_PID
+redis_addr = "127.0.0.1:$REDIS_PORT"
 single = { addr = "$ADDR_rc_single", pid = $PID_rc_single }
 es256 = { addr = "$ADDR_rc_es256", pid = $PID_rc_es256 }
 cluster = [{ addr = "$ADDR_rc_a", pid = $PID_rc_a }, { addr = "$ADDR_rc_b", pid = $PID_rc_b }]
@@ -133,6 +135,7 @@ protocol = "socketio"
 secret = "$SECRET"
 es256_key = "$WORK/es256-private.pem"
 redis_pid = $REDIS_PID
+redis_addr = "127.0.0.1:$REDIS_PORT"
 single = { addr = "$ADDR_sio_single", pid = $PID_sio_single }
 cluster = [{ addr = "$ADDR_sio_a", pid = $PID_sio_a }, { addr = "$ADDR_sio_b", pid = $PID_sio_b }]
 
@@ -142,6 +145,7 @@ protocol = "socketio"
 secret = "$SECRET"
 es256_key = "$WORK/es256-private.pem"
 redis_pid = $REDIS_PID
+redis_addr = "127.0.0.1:$REDIS_PORT"
 single = { addr = "$ADDR_siox_single", pid = $PID_siox_single }
 cluster = [{ addr = "$ADDR_siox_a", pid = $PID_siox_a }, { addr = "$ADDR_siox_b", pid = $PID_siox_b }]
 TOML

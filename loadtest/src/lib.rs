@@ -10,13 +10,15 @@
 //! - [`scenario`]: `idle`, `broadcast`, `chat` / `cross-node`, `connect`, `churn`, `cycles`
 //!   (joining the rooms each needs); [`suite`]: the standard suite against several targets.
 //! - [`http`]: keep-alive publish calls.
-//! - [`tracker`]: deliveries, losses and HDR latency histograms; [`procstat`]: CPU and RSS.
+//! - [`tracker`]: deliveries, losses and HDR latency histograms; [`procstat`]: CPU and RSS;
+//!   [`redisstats`]: Redis' own command counters.
 //! - [`report`]: JSON and markdown results; [`svg`]: latency plots; [`progress`]: the progress line.
 
 pub mod client;
 pub mod http;
 pub mod procstat;
 pub mod progress;
+pub mod redisstats;
 pub mod report;
 pub mod scenario;
 pub mod socketio;

@@ -148,6 +148,9 @@ struct TargetArgs {
     /// Pid of the cluster's Redis.
     #[arg(long)]
     redis_pid: Option<u32>,
+    /// Address of the cluster's Redis, for its command counters.
+    #[arg(long)]
+    redis_addr: Option<std::net::SocketAddr>,
 }
 
 impl From<TargetArgs> for Target {
@@ -162,6 +165,7 @@ impl From<TargetArgs> for Target {
             cluster: a.cluster,
             es256: a.es256_node,
             redis_pid: a.redis_pid,
+            redis_addr: a.redis_addr,
         }
     }
 }

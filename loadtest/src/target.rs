@@ -81,6 +81,9 @@ pub struct Target {
     /// The Redis process of `cluster`, for its CPU.
     #[serde(default)]
     pub redis_pid: Option<u32>,
+    /// Where that Redis listens, for its own command counters (`INFO commandstats`).
+    #[serde(default)]
+    pub redis_addr: Option<SocketAddr>,
 }
 
 impl Target {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use roomcast_gateway::config::BrokerConfig;
 use roomcast_gateway::{Config, Server};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
 use roomcast_loadtest::scenario::chat::ChatParams;
@@ -12,24 +13,34 @@ use roomcast_loadtest::scenario::idle::IdleParams;
 use roomcast_loadtest::suite::{Run, run_one};
 use roomcast_loadtest::target::{Node, Protocol, Target};
 
-async fn node() -> Target {
+/// An in-process node on a free port, on `redis` or on the embedded broker.
+async fn start(redis: Option<String>) -> Node {
     let mut config = Config::with_secret("smoke");
     config.api_key = Some("key".into());
+    if let Some(url) = redis {
+        config.broker = BrokerConfig::Redis(url);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::new(config).await.unwrap();
     let _node = Arc::clone(server.node());
     tokio::spawn(server.serve(listener, std::future::pending()));
+    Node { addr, pid: Some(std::process::id()) }
+}
+
+async fn node() -> Target {
+    let single = start(None).await;
     Target {
         name: "roomcast".into(),
         protocol: Protocol::Roomcast,
         secret: "smoke".into(),
         api_key: Some("key".into()),
         es256_key: None,
-        single: Node { addr, pid: Some(std::process::id()) },
+        single,
         cluster: vec![],
         es256: None,
         redis_pid: None,
+        redis_addr: None,
     }
 }
 
@@ -115,4 +126,35 @@ async fn churning_clients_recover_every_message() {
     assert_eq!(figure(&r, "messages acknowledged"), 80.0, "{r:?}");
     assert_eq!(figure(&r, "delivered / expected"), 100.0, "{r:?}");
     assert_eq!((figure(&r, "duplicates"), figure(&r, "reordered"), figure(&r, "recovered:false")), (0.0, 0.0, 0.0));
+}
+
+/// Two nodes on one real Redis: the cross-node figures include Redis' own cost per publish and
+/// per subscribe, read from its command counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_chat_reports_what_redis_spent_per_publish_and_per_subscribe() {
+    let redis = roomcast_testkit::RedisServer::start();
+    let a = start(Some(redis.url())).await;
+    let b = start(Some(redis.url())).await;
+    let mut target = node().await;
+    target.cluster = vec![a, b];
+    target.redis_addr = Some(format!("127.0.0.1:{}", redis.client_port()).parse().unwrap());
+    let chat = ChatParams {
+        users: 20,
+        dialogs: 8,
+        orgs: 2,
+        rate: 100.0,
+        duration_secs: 1,
+        churn_rate: 0.0,
+        publishers: 1,
+        ..ChatParams::default()
+    };
+    let r = run_one(&Run::CrossNode(chat), &target).await.unwrap();
+    assert_eq!((figure(&r, "lost"), figure(&r, "duplicated")), (0.0, 0.0), "{r:?}");
+    // A publish runs the publish script at least (a few µs on any machine), a subscribe reads
+    // the room's position; neither can be free, and neither takes a millisecond.
+    for name in ["Redis µs per publish", "Redis µs per subscribe", "Redis µs per script call"] {
+        let us = figure(&r, name);
+        assert!(us > 1.0 && us < 1000.0, "{name}: {us} µs");
+    }
+    assert!(figure(&r, "Redis µs per publish") >= figure(&r, "Redis µs per script call") * 0.9, "{r:?}");
 }

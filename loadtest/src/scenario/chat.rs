@@ -21,6 +21,7 @@ use super::{PublishConn, Spec, add_members, close_all, open_all, publish_body, r
 use crate::client::Client;
 use crate::procstat::CpuWindow;
 use crate::progress::{Counters, Progress};
+use crate::redisstats::CommandStats;
 use crate::report::{Better, ScenarioResult};
 use crate::target::{Node, Target, source_for};
 use crate::tokens::{Alg, Minter};
@@ -82,6 +83,11 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     anyhow::ensure!(!nodes.is_empty(), "target {} has no nodes for this scenario", target.name);
     let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid).collect();
     let redis = if nodes.len() > 1 { target.redis_pid } else { None };
+    let redis_addr = if nodes.len() > 1 { target.redis_addr } else { None };
+    let redis_stats = async || match redis_addr {
+        Some(addr) => CommandStats::read(addr).await.map(Some),
+        None => Ok(None),
+    };
     let tag = run_tag();
     let minter = Minter::new(target, Alg::Hs256)?;
     let user = |i: usize| format!("c{tag}u{i}");
@@ -109,7 +115,7 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     }
     let org_members: Vec<u32> =
         (0..p.orgs).map(|k| (0..p.users).filter(|i| i % p.orgs.max(1) == k).count() as u32).collect();
-    let specs = (0..p.users)
+    let specs: Vec<Spec> = (0..p.users)
         .map(|i| Spec {
             addr: node_of(i),
             token: minter.mint(&user(i), Some(&format!("c{tag}-{}", i % p.orgs.max(1)))),
@@ -127,7 +133,11 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
         let t = Arc::clone(&tracker);
         Progress::start(format!("{label} {}", target.name), Arc::clone(&counters), move || t.delivered())
     };
+    // Every user joins its dialogs and its own two rooms (user and org) as it connects.
+    let joins: usize = specs.iter().map(|s| s.rooms.len() + 2).sum();
+    let before_joins = redis_stats().await?;
     let clients = open_all(specs, target.protocol, p.concurrency, &counters).await?;
+    let after_joins = redis_stats().await?;
     anyhow::ensure!(clients.len() == p.users, "only {} of {} users connected", clients.len(), p.users);
     let mut churners = Vec::new();
     for j in 0..CHURN_CLIENTS {
@@ -208,6 +218,7 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     while workers.join_next().await.is_some() {}
     wait_deliveries(&tracker, expected, Duration::from_secs(3)).await;
     let (server_cpu, own_cpu, redis_cpu) = cpu.elapsed(&pids, redis);
+    let after_window = redis_stats().await?;
     let churned = churn_ops.load(Ordering::Relaxed);
     drop(progress);
     stop.cancel();
@@ -235,6 +246,18 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
         // what sets a deployment's ceiling, since Redis is the part every node shares.
         let sent = (messages + next_org).max(1) as f64;
         r.figure("Redis CPU per message", redis_cpu * 1e6 / sent, "µs", Better::Lower);
+    }
+    if let (Some(b), Some(a), Some(w)) = (&before_joins, &after_joins, &after_window) {
+        // Redis' own command time (INFO commandstats), without its event loop: per message
+        // sent in the window (churn included), per room joined while the users connected, and
+        // per script call (roomcast's publish script, for the most part).
+        let (joined, window) = (a.since(b), w.since(a));
+        let sent = (messages + next_org).max(1) as f64;
+        r.figure("Redis µs per publish", window.total_usec() as f64 / sent, "µs", Better::Lower);
+        r.figure("Redis µs per subscribe", joined.total_usec() as f64 / joins.max(1) as f64, "µs", Better::Lower);
+        if let (calls @ 1.., usec) = window.scripts() {
+            r.figure("Redis µs per script call", usec as f64 / calls as f64, "µs", Better::Lower);
+        }
     }
     r.figure("load tester CPU", own_cpu, "s", Better::Lower);
     r.figure("joins+leaves per second", churned as f64 / sent_secs, "/s", Better::Higher);
