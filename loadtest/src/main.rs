@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roomcast_loadtest::report::{RunReport, ScenarioResult};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
+use roomcast_loadtest::scenario::capacity::CapacityParams;
 use roomcast_loadtest::scenario::chat::ChatParams;
 use roomcast_loadtest::scenario::churn::ChurnParams;
 use roomcast_loadtest::scenario::connect::ConnectParams;
@@ -40,6 +41,15 @@ enum Command {
         target: TargetArgs,
         #[command(flatten)]
         params: BroadcastParams,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// One room, publish rates stepped up until p99 passes a bound.
+    Capacity {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        params: CapacityParams,
         #[command(flatten)]
         out: OutArgs,
     },
@@ -208,6 +218,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Idle { target, params, out } => (target, Run::Idle(params), out),
         Command::Broadcast { target, params, out } => (target, Run::Broadcast(params), out),
+        Command::Capacity { target, params, out } => (target, Run::Capacity(params), out),
         Command::Chat { target, params, out } => (target, Run::Chat(params), out),
         Command::CrossNode { target, params, out } => (target, Run::CrossNode(params), out),
         Command::Connect { target, params, out } => (target, Run::Connect(params), out),

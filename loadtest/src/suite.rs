@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Better, RunReport, ScenarioResult, markdown};
 use crate::scenario::broadcast::BroadcastParams;
+use crate::scenario::capacity::CapacityParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::churn::ChurnParams;
 use crate::scenario::connect::ConnectParams;
 use crate::scenario::cycles::CyclesParams;
 use crate::scenario::idle::IdleParams;
-use crate::scenario::{broadcast, chat, churn, connect, cycles, idle};
+use crate::scenario::{broadcast, capacity, chat, churn, connect, cycles, idle};
 use crate::target::Target;
 
 /// One entry of a suite file.
@@ -26,6 +27,8 @@ pub enum Run {
     Idle(IdleParams),
     /// One room, one publisher.
     Broadcast(BroadcastParams),
+    /// One room, publish rates stepped up until p99 passes a bound.
+    Capacity(CapacityParams),
     /// Many small rooms on the single node.
     Chat(ChatParams),
     /// The chat shape over the target's cluster nodes.
@@ -65,6 +68,7 @@ pub async fn run_one(run: &Run, target: &Target) -> anyhow::Result<Vec<ScenarioR
     Ok(match run {
         Run::Idle(p) => idle::run(target, p).await?,
         Run::Broadcast(p) => vec![broadcast::run(target, p).await?],
+        Run::Capacity(p) => vec![capacity::run(target, p).await?],
         Run::Chat(p) => vec![chat::run(target, std::slice::from_ref(&target.single), p).await?],
         Run::CrossNode(p) => vec![chat::run(target, &target.cluster, p).await?],
         Run::Connect(p) => vec![connect::run(target, p).await?],
@@ -165,6 +169,7 @@ fn scenario_name(run: &Run) -> &'static str {
     match run {
         Run::Idle(_) => "idle",
         Run::Broadcast(_) => "broadcast",
+        Run::Capacity(_) => "capacity",
         Run::Chat(_) => "chat",
         Run::CrossNode(_) => "cross-node",
         Run::Connect(_) => "connect",

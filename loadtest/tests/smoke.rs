@@ -5,6 +5,7 @@ use std::sync::Arc;
 use roomcast_gateway::config::BrokerConfig;
 use roomcast_gateway::{Config, Server};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
+use roomcast_loadtest::scenario::capacity::CapacityParams;
 use roomcast_loadtest::scenario::chat::ChatParams;
 use roomcast_loadtest::scenario::churn::ChurnParams;
 use roomcast_loadtest::scenario::connect::ConnectParams;
@@ -62,6 +63,24 @@ async fn every_scenario_runs_against_a_real_node_without_losses() {
     assert_eq!(figure(&r, "lost"), 0.0);
     assert_eq!(figure(&r, "duplicated"), 0.0);
     assert_eq!(r[0].latency.as_ref().unwrap().count, 200, "20 subscribers × 10 publishes: {r:?}");
+
+    // Capacity steps 50, 100, 200/s and stops at the highest rate; a bound nothing meets stops
+    // it after the first step with no capacity.
+    let capacity = CapacityParams {
+        subscribers: 20,
+        start_rate: 50.0,
+        factor: 2.0,
+        max_rate: 200.0,
+        step_secs: 0.5,
+        concurrency: 8,
+        ..CapacityParams::default()
+    };
+    let r = run_one(&Run::Capacity(capacity.clone()), &target).await.unwrap();
+    assert_eq!(figure(&r, "capacity (publishes per second)"), 200.0, "{r:?}");
+    assert_eq!(figure(&r, "deliveries per second at capacity"), 4000.0);
+    assert_eq!(r[0].notes.len(), 3, "one line per step: {r:?}");
+    let r = run_one(&Run::Capacity(CapacityParams { p99_limit_ms: 0.0001, ..capacity }), &target).await.unwrap();
+    assert_eq!((figure(&r, "capacity (publishes per second)"), r[0].notes.len()), (0.0, 1), "{r:?}");
 
     let chat = ChatParams {
         users: 30,

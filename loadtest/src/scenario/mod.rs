@@ -2,6 +2,7 @@
 //! concurrency, receiving on every client until told to stop, publishing over HTTP.
 
 pub mod broadcast;
+pub mod capacity;
 pub mod chat;
 pub mod churn;
 pub mod connect;
