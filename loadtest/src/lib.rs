@@ -13,9 +13,11 @@
 //! - [`tracker`]: deliveries, losses and HDR latency histograms; [`procstat`]: CPU and RSS;
 //!   [`redisstats`]: Redis' own command counters.
 //! - [`report`]: JSON and markdown results; [`svg`]: latency plots; [`progress`]: the progress line.
+//! - [`plan`]: nodes, cores, memory and Redis shards for a load, from a suite run's constants.
 
 pub mod client;
 pub mod http;
+pub mod plan;
 pub mod procstat;
 pub mod progress;
 pub mod redisstats;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use roomcast_loadtest::plan::{self, PlanParams};
 use roomcast_loadtest::report::{RunReport, ScenarioResult};
 use roomcast_loadtest::scenario::broadcast::BroadcastParams;
 use roomcast_loadtest::scenario::capacity::CapacityParams;
@@ -126,6 +127,12 @@ enum Command {
         #[arg(long, default_value = "")]
         plots_link: String,
     },
+    /// Nodes, cores, memory and Redis shards for a load, from the last suite run's constants
+    /// (see docs/scaling.md).
+    Plan {
+        #[command(flatten)]
+        params: PlanParams,
+    },
 }
 
 /// The target of a single-scenario command.
@@ -214,6 +221,19 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 report.results.len(),
                 markdown.display()
             )?;
+            return Ok(());
+        }
+        Command::Plan { params } => {
+            let path = match &params.results {
+                Some(path) => path.clone(),
+                None => plan::last_results(std::path::Path::new("bench/RESULTS.md"))?,
+            };
+            let report: RunReport =
+                serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+                    .with_context(|| format!("{} is not a suite result", path.display()))?;
+            let constants = plan::Constants::from_report(&report).with_context(|| format!("in {}", path.display()))?;
+            let sized = plan::Plan::for_load(&params, &constants)?;
+            std::io::stdout().write_all(plan::render(&params, &constants, &sized).as_bytes())?;
             return Ok(());
         }
         Command::Idle { target, params, out } => (target, Run::Idle(params), out),

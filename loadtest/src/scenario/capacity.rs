@@ -111,12 +111,7 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
         let tracker = Arc::new(Tracker::new(publishes));
         let stop = CancellationToken::new();
         let receivers = receive_all(clients, &tracker, &stop, &counters, None);
-        let cpu = CpuWindow::start(&pids, None);
-        let schedule = publishers.schedule(&room, rate, publishes, p.payload, &tracker, recipients);
-        tokio::task::spawn_blocking(move || schedule.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("publish schedule panicked"))?;
-        let expected = u64::from(recipients) * publishes as u64;
+        // The progress line follows this step's tracker.
         let d = Arc::clone(&tracker);
         let watch = tokio::spawn({
             let step_delivered = Arc::clone(&step_delivered);
@@ -127,6 +122,12 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
                 }
             }
         });
+        let cpu = CpuWindow::start(&pids, None);
+        let schedule = publishers.schedule(&room, rate, publishes, p.payload, &tracker, recipients);
+        tokio::task::spawn_blocking(move || schedule.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("publish schedule panicked"))?;
+        let expected = u64::from(recipients) * publishes as u64;
         wait_deliveries(&tracker, expected, Duration::from_secs(3)).await;
         watch.abort();
         let (server_cpu, _, _) = cpu.elapsed(&pids, None);

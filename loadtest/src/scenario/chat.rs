@@ -240,11 +240,15 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     if server_cpu > 0.0 {
         r.figure("deliveries per server CPU-second", outcome.delivered as f64 / server_cpu, "", Better::Higher);
     }
+    // What one message cost the servers, all nodes together, and what it fanned out to: the
+    // capacity planner splits the first into a part per publish and a part per delivery.
+    let sent = (messages + next_org).max(1) as f64;
+    r.figure("server CPU per message", server_cpu * 1e6 / sent, "µs", Better::Lower);
+    r.figure("deliveries per message", outcome.delivered as f64 / sent, "", Better::Higher);
     if redis.is_some() {
         r.figure("Redis CPU", redis_cpu, "s", Better::Lower);
         // Everything Redis did (publishes, their fan-out, joins and leaves) per message sent:
         // what sets a deployment's ceiling, since Redis is the part every node shares.
-        let sent = (messages + next_org).max(1) as f64;
         r.figure("Redis CPU per message", redis_cpu * 1e6 / sent, "µs", Better::Lower);
     }
     if let (Some(b), Some(a), Some(w)) = (&before_joins, &after_joins, &after_window) {
@@ -252,7 +256,6 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
         // sent in the window (churn included), per room joined while the users connected, and
         // per script call (roomcast's publish script, for the most part).
         let (joined, window) = (a.since(b), w.since(a));
-        let sent = (messages + next_org).max(1) as f64;
         r.figure("Redis µs per publish", window.total_usec() as f64 / sent, "µs", Better::Lower);
         r.figure("Redis µs per subscribe", joined.total_usec() as f64 / joins.max(1) as f64, "µs", Better::Lower);
         if let (calls @ 1.., usec) = window.scripts() {
