@@ -33,7 +33,12 @@ impl Publisher {
             invocation.key(era);
         }
         let (since_offset, since_epoch) = since.map_or((String::new(), ""), |(o, e)| (o.to_string(), e));
-        invocation.arg(since_offset).arg(since_epoch).arg(limit).arg(if self.confirms() { "1" } else { "0" });
+        invocation
+            .arg(since_offset)
+            .arg(since_epoch)
+            .arg(limit)
+            .arg(if self.confirms() { "1" } else { "0" })
+            .arg(self.retention().history_size);
         let history = History::from_reply(self.invoke(&invocation).await?)?;
         history.ok_or_else(|| Error::Reply("the history page script answered as if a user was checked".into()))
     }

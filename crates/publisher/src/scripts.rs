@@ -3,10 +3,18 @@
 //! slot as the keys' hash tag.
 
 /// The Lua function `varint(n)`, the protobuf varint of `n`, for scripts that build envelope
-/// bytes; a macro so that each script can `concat!` it in front of its own text.
+/// bytes; a macro so that each script can `concat!` it in front of its own text. Offsets below
+/// 2^21 take one `string.char` and no table: Lua interns every string it makes.
 macro_rules! lua_varint {
     () => {
         r"local function varint(n)
+  if n < 128 then
+    return string.char(n)
+  elseif n < 16384 then
+    return string.char(n % 128 + 128, math.floor(n / 128))
+  elseif n < 2097152 then
+    return string.char(n % 128 + 128, math.floor(n / 128) % 128 + 128, math.floor(n / 16384))
+  end
   local out = {}
   while n >= 128 do
     out[#out + 1] = string.char(n % 128 + 128)
@@ -33,6 +41,17 @@ pub(crate) use lua_varint;
 /// publish once `WAIT` saw the write on the replicas, so that no subscriber ever holds an
 /// event a promoted replica may lack.
 ///
+/// What it saves Redis (issue 16; every command a script calls costs about a microsecond of
+/// its own besides its work): the id is checked and remembered by one `SET NX GET`, written
+/// with the offset it will get (the script is atomic, so nothing can take that offset
+/// meanwhile); the offset is written with the position read at the start rather than
+/// `HINCRBY`; expiries are refreshed when an eighth of `history_ttl` has passed since the last
+/// refresh (Redis' own clock, `TIME`), to their ttl plus that eighth, so that every key still
+/// lives at least its ttl after the room's last event and at most an eighth longer; and the
+/// stream is trimmed with `MAXLEN ~`, which drops whole listpack nodes rather than one entry per
+/// add: it keeps at least `history_size` entries, and history reads still return at most
+/// `history_size`, so what recovers is the same.
+///
 /// KEYS: position hash, history stream, message id key, the era hash (one Redis only). ARGV: publish command, channel,
 /// encoded envelope, epoch for a new room, `1` to deduplicate by id, history size, history
 /// ttl (ms), dedup window (ms), position ttl (ms). Returns `{offset, epoch, duplicate}`, and
@@ -41,8 +60,21 @@ pub(crate) const PUBLISH: &str = concat!(
     lua_varint!(),
     r"
 local dedup = ARGV[5] == '1'
+local era = ''
+if KEYS[4] then
+  era = redis.call('HGET', KEYS[4], 'id') or ''
+end
+local pos = redis.call('HMGET', KEYS[1], 'epoch', 'era', 'offset', 'refreshed', 'size')
+local epoch = pos[1]
+local fresh = not epoch or (pos[2] or '') ~= era
+local offset = 1
+if fresh then
+  epoch = ARGV[4]
+else
+  offset = (tonumber(pos[3]) or 0) + 1
+end
 if dedup then
-  local seen = redis.call('GET', KEYS[3])
+  local seen = redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'NX', 'PX', ARGV[8], 'GET')
   if seen then
     local at = string.find(seen, ' ', 1, true)
     local first, first_epoch = tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1)
@@ -51,7 +83,7 @@ if dedup then
     end
     -- Published by the caller after WAIT: the first attempt may not have got that far.
     local kept = ''
-    if redis.call('HGET', KEYS[1], 'epoch') == first_epoch then
+    if pos[1] == first_epoch then
       local entry = redis.call('XRANGE', KEYS[2], first .. '-0', first .. '-0')
       if entry[1] then
         kept = entry[1][2][2]
@@ -60,27 +92,31 @@ if dedup then
     return {first, first_epoch, 1, kept}
   end
 end
-local era = ''
-if KEYS[4] then
-  era = redis.call('HGET', KEYS[4], 'id') or ''
-end
-local pos = redis.call('HMGET', KEYS[1], 'epoch', 'era')
-local epoch = pos[1]
-if not epoch or (pos[2] or '') ~= era then
-  epoch = ARGV[4]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'era', era, 'confirmed', 0)
+local history_ttl = tonumber(ARGV[7])
+local every = math.floor(history_ttl / 8)
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local refreshed = tonumber(pos[4])
+-- A history size that changed may mean a stream the last refresh did not see.
+local refresh = fresh or not refreshed or now_ms - refreshed >= every or now_ms < refreshed or pos[5] ~= ARGV[6]
+if fresh then
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 1, 'era', era, 'confirmed', 0, 'refreshed', now_ms, 'size', ARGV[6])
   redis.call('DEL', KEYS[2])
+elseif refresh then
+  redis.call('HSET', KEYS[1], 'offset', offset, 'refreshed', now_ms, 'size', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'offset', offset)
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[9])
-local envelope = ARGV[3] .. string.char(24) .. varint(offset) .. string.char(34) .. varint(#epoch) .. epoch
+if refresh then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[9]) + every)
+end
+local envelope = ARGV[3] .. '\24' .. varint(offset) .. '\34' .. varint(#epoch) .. epoch
 local size = tonumber(ARGV[6])
 if size > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 'e', envelope)
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
-end
-if dedup then
-  redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'PX', ARGV[8])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, offset .. '-0', 'e', envelope)
+  if refresh then
+    redis.call('PEXPIRE', KEYS[2], history_ttl + every)
+  end
 end
 if ARGV[1] == '' then
   return {offset, epoch, 0, envelope}
@@ -118,8 +154,9 @@ return {added, removed}
 ///
 /// KEYS: position hash, history stream, members set, the era hash (one Redis only; a room
 /// of an older era gets a new epoch). ARGV: epoch for a new room, since offset
-/// or '', since epoch, position ttl (ms), most entries to return, user to check or '', `1` to
-/// read only up to the offset replicas confirmed (`redis_wait_replicas`).
+/// or '', since epoch, position ttl (ms), most entries to return (the history size: only the
+/// last that many count as kept), user to check or '', `1` to read only up to the offset
+/// replicas confirmed (`redis_wait_replicas`).
 /// Returns `{offset, epoch, member, envelope...}` (`member` is 1 when no user was given).
 pub(crate) const HISTORY: &str = r"
 local member = 1
@@ -141,12 +178,15 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'confirmed')
 local offset = tonumber(pos[1]) or 0
+-- The stream is trimmed with MAXLEN ~ and may hold more: only the last `history_size` count.
+local floor = offset - tonumber(ARGV[5])
 if ARGV[7] == '1' then
   offset = math.min(offset, tonumber(pos[3]) or 0)
 end
 local out = {offset, pos[2], member}
 if ARGV[2] ~= '' and ARGV[3] == pos[2] and tonumber(ARGV[2]) < offset then
-  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', offset .. '-0', 'COUNT', ARGV[5])
+  local from = math.max(tonumber(ARGV[2]), floor)
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. from .. '-0', offset .. '-0', 'COUNT', ARGV[5])
   for _, entry in ipairs(entries) do
     out[#out + 1] = entry[2][2]
   end
@@ -160,7 +200,8 @@ return out
 ///
 /// KEYS: position hash, history stream, the era hash (one Redis only; a room of an older
 /// era reads as one without an epoch). ARGV: since offset or '', since epoch, most entries, `1`
-/// to read only up to the offset replicas confirmed.
+/// to read only up to the offset replicas confirmed, history size (only the last that many
+/// count as kept).
 /// Returns `{offset, epoch, 1, envelope...}` (the HISTORY reply's shape; epoch '' for a room
 /// without one).
 pub(crate) const HISTORY_PAGE: &str = r"
@@ -173,17 +214,20 @@ if not pos[2] or (pos[3] or '') ~= era then
   return {0, '', 1}
 end
 local offset = tonumber(pos[1]) or 0
+-- The stream is trimmed with MAXLEN ~ and may hold more: only the last `history_size` count.
+local floor = math.max(offset - tonumber(ARGV[5]), 0)
 if ARGV[4] == '1' then
   offset = math.min(offset, tonumber(pos[4]) or 0)
 end
 local out = {offset, pos[2], 1}
 if ARGV[1] == '' then
-  local entries = redis.call('XREVRANGE', KEYS[2], offset .. '-0', '-', 'COUNT', ARGV[3])
+  local entries = redis.call('XREVRANGE', KEYS[2], offset .. '-0', '(' .. floor .. '-0', 'COUNT', ARGV[3])
   for i = #entries, 1, -1 do
     out[#out + 1] = entries[i][2][2]
   end
 elseif ARGV[2] == pos[2] and tonumber(ARGV[1]) < offset then
-  local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', offset .. '-0', 'COUNT', ARGV[3])
+  local from = math.max(tonumber(ARGV[1]), floor)
+  local entries = redis.call('XRANGE', KEYS[2], '(' .. from .. '-0', offset .. '-0', 'COUNT', ARGV[3])
   for _, entry in ipairs(entries) do
     out[#out + 1] = entry[2][2]
   end

@@ -127,6 +127,12 @@ async fn history_keeps_the_last_events_in_order_and_names_what_it_lost() {
     let trimmed = publisher.history(&room, Some((2, &epoch))).await.unwrap();
     assert_eq!(trimmed.events.first().map(|e| e.offset), Some(4), "1 to 3 were trimmed");
     assert!(!trimmed.continues_from(2, &epoch));
+    // The stream may keep more (it is trimmed by whole nodes), but only the last 5 count.
+    let page = publisher.history_page(&room, None, 100).await.unwrap();
+    assert_eq!(page.events.iter().map(|e| e.offset).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
+    let page = publisher.history_page(&room, Some((2, &epoch)), 100).await.unwrap();
+    assert_eq!(page.events.first().map(|e| e.offset), Some(4));
+    assert!(!page.continues_from(2, &epoch));
     let other_epoch = publisher.history(&room, Some((5, "elsewhere"))).await.unwrap();
     assert!(other_epoch.events.is_empty() && !other_epoch.continues_from(5, "elsewhere"));
     // Membership is checked in the same step as the read.
@@ -145,4 +151,43 @@ async fn the_first_call_after_a_redis_restart_succeeds() {
     // The connection died with the old server; the publisher notices on this call and retries.
     let published = publisher.publish(Event::new("dialog:1", "m", &1)).await.unwrap();
     assert_eq!(published.offset, 1);
+}
+
+/// Expiries are not refreshed on every publish, yet a room's keys never expire sooner than
+/// their ttl after its last event, nor more than an eighth of `history_ttl` later.
+#[tokio::test]
+async fn a_room_s_keys_live_their_ttl_after_its_last_event_and_at_most_an_eighth_longer() {
+    let redis = RedisServer::start();
+    let ttl = Duration::from_millis(1600);
+    let retention = Retention { history_ttl: ttl, ..Retention::default() };
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(retention);
+    let channel = roomcast_publisher::layout::channel("", "dialog:ttl");
+    let (history, position) =
+        (roomcast_publisher::layout::history_key(&channel), roomcast_publisher::layout::position_key(&channel));
+    let mut conn = redis.connection().unwrap();
+    let position_ttl = retention.position_ttl().as_millis() as i64;
+    let (ttl_ms, eighth) = (ttl.as_millis() as i64, ttl.as_millis() as i64 / 8);
+    let mut refreshes = 0;
+    let mut last_pttl = i64::MAX;
+    // 40 publishes 25 ms apart: a second of traffic, five eighths of the ttl.
+    for i in 0..40 {
+        let before = std::time::Instant::now();
+        publisher.publish(Event::new("dialog:ttl", "m", &i)).await.unwrap();
+        let pttl: i64 = redis::cmd("PTTL").arg(&history).query(&mut conn).unwrap();
+        let position_pttl: i64 = redis::cmd("PTTL").arg(&position).query(&mut conn).unwrap();
+        let since_publish = before.elapsed().as_millis() as i64;
+        assert!(
+            pttl + since_publish >= ttl_ms,
+            "publish {i}: history expires in {pttl} ms, {since_publish} ms after it"
+        );
+        assert!(pttl <= ttl_ms + eighth, "publish {i}: history ttl {pttl} ms");
+        assert!(position_pttl + since_publish >= position_ttl && position_pttl <= position_ttl + eighth);
+        if pttl > last_pttl {
+            refreshes += 1;
+        }
+        last_pttl = pttl;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Once every 200 ms (an eighth) over a second, give or take one: not once per publish.
+    assert!((3..=7).contains(&refreshes), "{refreshes} refreshes in 40 publishes");
 }

@@ -82,6 +82,11 @@ async fn a_node_and_the_publisher_work_under_the_documented_acl_users_and_log_no
     assert_eq!(since["recovered"], true, "{since}");
     let (a, b) = (u2.recv().await, u2.recv().await);
     assert_eq!((a["offset"].as_u64(), b["offset"].as_u64()), (Some(1), Some(2)));
+    // History pages, through the node's API and the crate (XREVRANGE without `since`).
+    let (status, page) = gw.api("history", &json!({"room": "dialog:acl"})).await;
+    assert_eq!((status, page["events"].as_array().map(Vec::len)), (200, Some(2)), "{page}");
+    let room = "dialog:acl".parse().unwrap();
+    assert_eq!(publisher.history_page(&room, None, 10).await.unwrap().events.len(), 2);
     eventually("u1 online", async || publisher.online(&["u1"]).await.is_ok_and(|s| s[0].connections == 1)).await;
     eventually("u1 and u2 present in the room", async || {
         publisher.presence("dialog:acl").await.is_ok_and(|p| p.contains_key("u1") && p.contains_key("u2"))
