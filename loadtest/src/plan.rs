@@ -222,11 +222,9 @@ pub fn render(p: &PlanParams, c: &Constants, plan: &Plan) -> String {
     );
     let _ = writeln!(out, "  connections per node: {}", n((p.connections / plan.nodes as f64).round()));
     if plan.reconnect_secs.is_finite() {
-        let _ = writeln!(
-            out,
-            "  a lost node's connections reconnect to the others in about {:.1} s of spare CPU",
-            plan.reconnect_secs
-        );
+        let secs = plan.reconnect_secs;
+        let took = if secs < 1.0 { format!("{:.0} ms", secs * 1000.0) } else { format!("{secs:.1} s") };
+        let _ = writeln!(out, "  a lost node's connections reconnect to the others in about {took} of spare CPU");
     } else {
         let _ = writeln!(out, "  one node: a lost node is an outage; plan two at least");
     }
