@@ -156,6 +156,8 @@ impl Plan {
     pub fn for_load(p: &PlanParams, c: &Constants) -> anyhow::Result<Plan> {
         anyhow::ensure!(p.headroom > 0.0 && p.headroom <= 1.0, "--headroom must be in (0, 1]");
         anyhow::ensure!(p.cores_per_node > 0 && p.memory_per_node_gib > 0.0, "a node needs cores and memory");
+        anyhow::ensure!(p.max_connections_per_node >= 1.0, "--max-connections-per-node must be at least 1");
+        anyhow::ensure!(p.fanout.is_finite() && p.fanout >= 0.0, "--fanout must be a positive number");
         let gib = 1024.0 * 1024.0 * 1024.0;
         let node_cores_used = p.publish_rate * (c.cpu_per_publish_us + p.fanout * c.cpu_per_delivery_us) / 1e6;
         let memory_used_gib = p.connections * c.memory_per_connection / gib;
@@ -211,7 +213,7 @@ pub fn render(p: &PlanParams, c: &Constants, plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "  cores in all: {} (traffic uses {:.1})",
-        u64::from(p.cores_per_node) * plan.nodes,
+        u64::from(p.cores_per_node).saturating_mul(plan.nodes),
         plan.node_cores_used
     );
     let _ = writeln!(
@@ -225,8 +227,10 @@ pub fn render(p: &PlanParams, c: &Constants, plan: &Plan) -> String {
         let secs = plan.reconnect_secs;
         let took = if secs < 1.0 { format!("{:.0} ms", secs * 1000.0) } else { format!("{secs:.1} s") };
         let _ = writeln!(out, "  a lost node's connections reconnect to the others in about {took} of spare CPU");
-    } else {
+    } else if plan.nodes == 1 {
         let _ = writeln!(out, "  one node: a lost node is an outage; plan two at least");
+    } else {
+        let _ = writeln!(out, "  no CPU is left for a lost node's connections: lower --headroom");
     }
     let _ = writeln!(
         out,
@@ -357,5 +361,8 @@ mod tests {
         let plan = Plan::for_load(&params("10M", "1000"), &constants()).unwrap();
         assert_eq!(plan.nodes, 50);
         assert_eq!(plan.redis_shards, 1);
+
+        let none = PlanParams { max_connections_per_node: 0.0, ..params("1M", "1k") };
+        assert!(Plan::for_load(&none, &constants()).is_err(), "no connections per node is no plan");
     }
 }

@@ -62,6 +62,9 @@ pub struct Tracker {
     delivered: AtomicU64,
     untracked: AtomicU64,
     latency: Mutex<Histogram<u64>>,
+    /// Messages below this sequence number belong to an earlier run over the same clients and
+    /// are not counted at all.
+    first: u64,
 }
 
 impl Tracker {
@@ -76,6 +79,7 @@ impl Tracker {
             last_at: zeros64(),
             delivered: AtomicU64::new(0),
             untracked: AtomicU64::new(0),
+            first: 0,
             latency: Mutex::new(histogram()),
         }
     }
@@ -88,6 +92,13 @@ impl Tracker {
         }
     }
 
+    /// The same tracker, for messages `first..capacity` only: what arrives late from an earlier
+    /// run on the same clients is left out of every count.
+    pub fn from_seq(mut self, first: u64) -> Self {
+        self.first = first;
+        self
+    }
+
     /// Records the stamps (see [`stamp`]) of every event frame of one read, received at `now`.
     pub fn received(&self, stamps: &[Option<(u64, u64)>], now: u64) {
         let mut latencies = [0u64; 64];
@@ -97,6 +108,9 @@ impl Tracker {
                 self.untracked.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            if seq < self.first {
+                continue;
+            }
             if let Some(got) = self.got.get(seq as usize) {
                 got.fetch_add(1, Ordering::Relaxed);
                 self.last_at[seq as usize].fetch_max(now, Ordering::Relaxed);
@@ -255,5 +269,17 @@ mod tests {
         assert_eq!(o.latency.len(), 4);
         let s = LatencySummary::of(&o.latency);
         assert!((s.p99_ms - 2.0).abs() < 0.01, "{s:?}");
+    }
+
+    #[test]
+    fn a_tracker_from_a_later_sequence_ignores_stragglers_of_an_earlier_run() {
+        let t = Tracker::new(4).from_seq(2);
+        t.published(2, 1000, 1);
+        let late = payload(1, 10, 40);
+        let now = payload(2, 1000, 40);
+        let stamps: Vec<_> = [&late, &now].iter().map(|p| stamp(p.as_bytes())).collect();
+        t.received(&stamps, 3000);
+        let o = t.outcome();
+        assert_eq!((o.delivered, o.lost, o.duplicated, o.latency.len()), (1, 0, 0, 1));
     }
 }

@@ -175,5 +175,4 @@ async fn cross_node_chat_reports_what_redis_spent_per_publish_and_per_subscribe(
         let us = figure(&r, name);
         assert!(us > 1.0 && us < 1000.0, "{name}: {us} µs");
     }
-    assert!(figure(&r, "Redis µs per publish") >= figure(&r, "Redis µs per script call") * 0.9, "{r:?}");
 }

@@ -42,15 +42,14 @@ pub(crate) use lua_varint;
 /// event a promoted replica may lack.
 ///
 /// What it saves Redis (issue 16; every command a script calls costs about a microsecond of
-/// its own besides its work): the id is checked and remembered by one `SET NX GET`, written
-/// with the offset it will get (the script is atomic, so nothing can take that offset
-/// meanwhile); the offset is written with the position read at the start rather than
-/// `HINCRBY`; expiries are refreshed when an eighth of `history_ttl` has passed since the last
-/// refresh (Redis' own clock, `TIME`), to their ttl plus that eighth, so that every key still
-/// lives at least its ttl after the room's last event and at most an eighth longer; and the
-/// stream is trimmed with `MAXLEN ~`, which drops whole listpack nodes rather than one entry per
-/// add: it keeps at least `history_size` entries, and history reads still return at most
-/// `history_size`, so what recovers is the same.
+/// its own besides its work): the offset is written with the position read at the start
+/// rather than `HINCRBY`; expiries are refreshed when an eighth of `history_ttl` has passed
+/// since the last refresh (Redis' own clock, `TIME`, read before anything is written), to
+/// their ttl plus that eighth, so that every key still lives at least its ttl after the room's
+/// last event and at most an eighth of `history_ttl` longer; and the stream is trimmed with
+/// `MAXLEN ~`, which drops whole listpack nodes rather than one entry per add: it keeps at least
+/// `history_size` entries, and history reads still return only the last `history_size`, so
+/// what recovers is the same. The id is still checked first and remembered last.
 ///
 /// KEYS: position hash, history stream, message id key, the era hash (one Redis only). ARGV: publish command, channel,
 /// encoded envelope, epoch for a new room, `1` to deduplicate by id, history size, history
@@ -60,10 +59,33 @@ pub(crate) const PUBLISH: &str = concat!(
     lua_varint!(),
     r"
 local dedup = ARGV[5] == '1'
+if dedup then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local at = string.find(seen, ' ', 1, true)
+    local first, first_epoch = tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1)
+    if ARGV[1] ~= '' then
+      return {first, first_epoch, 1}
+    end
+    -- Published by the caller after WAIT: the first attempt may not have got that far.
+    local kept = ''
+    if redis.call('HGET', KEYS[1], 'epoch') == first_epoch then
+      local entry = redis.call('XRANGE', KEYS[2], first .. '-0', first .. '-0')
+      if entry[1] then
+        kept = entry[1][2][2]
+      end
+    end
+    return {first, first_epoch, 1, kept}
+  end
+end
 local era = ''
 if KEYS[4] then
   era = redis.call('HGET', KEYS[4], 'id') or ''
 end
+-- Read before anything is written: a script that fails half-way is not rolled back, and the
+-- only command older ACL lines may lack is this one.
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local pos = redis.call('HMGET', KEYS[1], 'epoch', 'era', 'offset', 'refreshed', 'size')
 local epoch = pos[1]
 local fresh = not epoch or (pos[2] or '') ~= era
@@ -73,29 +95,8 @@ if fresh then
 else
   offset = (tonumber(pos[3]) or 0) + 1
 end
-if dedup then
-  local seen = redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'NX', 'PX', ARGV[8], 'GET')
-  if seen then
-    local at = string.find(seen, ' ', 1, true)
-    local first, first_epoch = tonumber(string.sub(seen, 1, at - 1)), string.sub(seen, at + 1)
-    if ARGV[1] ~= '' then
-      return {first, first_epoch, 1}
-    end
-    -- Published by the caller after WAIT: the first attempt may not have got that far.
-    local kept = ''
-    if pos[1] == first_epoch then
-      local entry = redis.call('XRANGE', KEYS[2], first .. '-0', first .. '-0')
-      if entry[1] then
-        kept = entry[1][2][2]
-      end
-    end
-    return {first, first_epoch, 1, kept}
-  end
-end
 local history_ttl = tonumber(ARGV[7])
 local every = math.floor(history_ttl / 8)
-local now = redis.call('TIME')
-local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local refreshed = tonumber(pos[4])
 -- A history size that changed may mean a stream the last refresh did not see.
 local refresh = fresh or not refreshed or now_ms - refreshed >= every or now_ms < refreshed or pos[5] ~= ARGV[6]
@@ -117,6 +118,10 @@ if size > 0 then
   if refresh then
     redis.call('PEXPIRE', KEYS[2], history_ttl + every)
   end
+end
+-- The id last, once the event is stored: an id is never remembered for an event that is not.
+if dedup then
+  redis.call('SET', KEYS[3], offset .. ' ' .. epoch, 'PX', ARGV[8])
 end
 if ARGV[1] == '' then
   return {offset, epoch, 0, envelope}
@@ -172,10 +177,12 @@ if KEYS[4] then
 end
 local known = redis.call('HMGET', KEYS[1], 'epoch', 'era')
 if not known[1] or (known[2] or '') ~= era then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0, 'era', era, 'confirmed', 0)
+  -- `refreshed` 0: the stream dropped here gets its expiry at the next publish.
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0, 'era', era, 'confirmed', 0, 'refreshed', 0)
   redis.call('DEL', KEYS[2])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+-- An eighth over the ttl, as the publish script's refreshes, which may skip the next publish.
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + math.floor(tonumber(ARGV[4]) / 8))
 local pos = redis.call('HMGET', KEYS[1], 'offset', 'epoch', 'confirmed')
 local offset = tonumber(pos[1]) or 0
 -- The stream is trimmed with MAXLEN ~ and may hold more: only the last `history_size` count.
@@ -221,7 +228,7 @@ if ARGV[4] == '1' then
 end
 local out = {offset, pos[2], 1}
 if ARGV[1] == '' then
-  local entries = redis.call('XREVRANGE', KEYS[2], offset .. '-0', '(' .. floor .. '-0', 'COUNT', ARGV[3])
+  local entries = redis.call('XREVRANGE', KEYS[2], offset .. '-0', (floor + 1) .. '-0', 'COUNT', ARGV[3])
   for i = #entries, 1, -1 do
     out[#out + 1] = entries[i][2][2]
   end
@@ -249,7 +256,7 @@ local era = ''
 if KEYS[3] then
   era = redis.call('HGET', KEYS[3], 'id') or ''
 end
-redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'offset', 0, 'era', era, 'confirmed', 0)
+redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'offset', 0, 'era', era, 'confirmed', 0, 'refreshed', 0)
 redis.call('DEL', KEYS[2])
 return 1
 ";

@@ -191,3 +191,41 @@ async fn a_room_s_keys_live_their_ttl_after_its_last_event_and_at_most_an_eighth
     // Once every 200 ms (an eighth) over a second, give or take one: not once per publish.
     assert!((3..=7).contains(&refreshes), "{refreshes} refreshes in 40 publishes");
 }
+
+/// A history read refreshes the room's position for its ttl (and the eighth a later publish may
+/// not refresh), and a stream a read dropped (a room of an older era) gets its expiry back at
+/// the next publish, however recent the last refresh was.
+#[tokio::test]
+async fn expiries_hold_after_a_history_read_and_after_an_era_change() {
+    let redis = RedisServer::start();
+    let retention = Retention { history_ttl: Duration::from_secs(60), ..Retention::default() };
+    let publisher = Publisher::connect(Target::Redis(redis.url())).await.unwrap().with_retention(retention);
+    let room = RoomName::parse("dialog:era").unwrap();
+    let channel = roomcast_publisher::layout::channel("", "dialog:era");
+    let (history, position) =
+        (roomcast_publisher::layout::history_key(&channel), roomcast_publisher::layout::position_key(&channel));
+    let mut conn = redis.connection().unwrap();
+    let pttl = |conn: &mut redis::Connection, key: &str| -> i64 { redis::cmd("PTTL").arg(key).query(conn).unwrap() };
+    let position_ttl = retention.position_ttl().as_millis() as i64;
+
+    publisher.publish(Event::new("dialog:era", "m", &1)).await.unwrap();
+    publisher.history(&room, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = std::time::Instant::now();
+    publisher.publish(Event::new("dialog:era", "m", &2)).await.unwrap();
+    let left = pttl(&mut conn, &position) + before.elapsed().as_millis() as i64;
+    assert!(left >= position_ttl, "the position expires {left} ms after the publish, under {position_ttl}");
+
+    // A new era: the next read starts a new epoch and drops the stream; the publish after it
+    // (well within an eighth of the last refresh) must give the new stream an expiry.
+    let _: () = redis::cmd("HSET")
+        .arg(roomcast_publisher::layout::era_key(""))
+        .arg("id")
+        .arg("another")
+        .query(&mut conn)
+        .unwrap();
+    publisher.history(&room, None).await.unwrap();
+    let published = publisher.publish(Event::new("dialog:era", "m", &3)).await.unwrap();
+    assert_eq!(published.offset, 1, "a new epoch");
+    assert!(pttl(&mut conn, &history) > 0, "the new stream has an expiry");
+}

@@ -79,8 +79,11 @@ struct Step {
     rate: f64,
     latency: LatencySummary,
     lost: u64,
+    duplicated: u64,
     server_cpu: f64,
     delivered: u64,
+    /// p99 under the bound, nothing lost or duplicated, every client still connected.
+    passed: bool,
 }
 
 /// Runs `capacity` against `target`.
@@ -109,9 +112,14 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
     let mut steps = Vec::new();
     let mut rate = p.start_rate;
     let mut failed_once = false;
+    let mut next_seq = 0usize;
     while rate <= p.max_rate {
         let publishes = (rate * p.step_secs).ceil().max(1.0) as usize;
-        let tracker = Arc::new(Tracker::new(publishes));
+        // Sequence numbers run on across steps, so that a straggler of an earlier step is not
+        // counted in this one.
+        let first = next_seq;
+        next_seq += publishes;
+        let tracker = Arc::new(Tracker::new(next_seq).from_seq(first as u64));
         let stop = CancellationToken::new();
         let receivers = receive_all(clients, &tracker, &stop, &counters, None);
         // The progress line follows this step's tracker.
@@ -126,10 +134,13 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
             }
         });
         let cpu = CpuWindow::start(&pids, None);
-        let schedule = publishers.schedule(&room, rate, publishes, p.payload, &tracker, recipients);
+        let schedule = publishers.schedule(&room, rate, first..next_seq, p.payload, &tracker, recipients);
         tokio::task::spawn_blocking(move || schedule.join())
             .await?
             .map_err(|_| anyhow::anyhow!("publish schedule panicked"))?;
+        // Every publish of the step answered before the next step starts (a slow server's
+        // backlog must not be published into the next one), within a bound.
+        publishers.drained(next_seq as u64, Duration::from_secs(30)).await;
         let expected = u64::from(recipients) * publishes as u64;
         wait_deliveries(&tracker, expected, Duration::from_secs(3)).await;
         watch.abort();
@@ -141,14 +152,20 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
             clients.extend(done.ok().flatten());
         }
         let outcome = tracker.outcome();
+        let latency = LatencySummary::of(&outcome.latency);
+        let passed = outcome.lost == 0
+            && outcome.duplicated == 0
+            && latency.p99_ms < p.p99_limit_ms
+            && clients.len() == recipients as usize;
         let step = Step {
             rate,
-            latency: LatencySummary::of(&outcome.latency),
+            latency,
             lost: outcome.lost,
+            duplicated: outcome.duplicated,
             server_cpu,
             delivered: outcome.delivered,
+            passed,
         };
-        let passed = step.lost == 0 && step.latency.p99_ms < p.p99_limit_ms && clients.len() == recipients as usize;
         steps.push(step);
         match (passed, failed_once) {
             (true, _) => {
@@ -165,8 +182,7 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
     let errors = publishers.errors.load(Ordering::Relaxed);
 
     let mut r = ScenarioResult::new("capacity", label, &target.name);
-    let passed: Vec<&Step> = steps.iter().filter(|s| s.lost == 0 && s.latency.p99_ms < p.p99_limit_ms).collect();
-    let best = passed.last().copied();
+    let best = steps.iter().rfind(|s| s.passed);
     r.figure("capacity (publishes per second)", best.map_or(0.0, |s| s.rate), "/s", Better::Higher);
     r.figure(
         "deliveries per second at capacity",
@@ -187,11 +203,12 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
     }
     for step in &steps {
         r.notes.push(format!(
-            "{}/s: p99 {:.1} ms, p50 {:.1} ms, lost {}, server CPU {:.2} s",
+            "{}/s: p99 {:.1} ms, p50 {:.1} ms, lost {}, duplicated {}, server CPU {:.2} s",
             fmt_value(step.rate),
             step.latency.p99_ms,
             step.latency.p50_ms,
             step.lost,
+            step.duplicated,
             step.server_cpu
         ));
     }
@@ -205,37 +222,49 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
 struct Publishers {
     queues: Vec<mpsc::UnboundedSender<Vec<u8>>>,
     errors: Arc<AtomicU64>,
+    /// Publishes answered (or failed), all steps together.
+    answered: Arc<AtomicU64>,
 }
 
 impl Publishers {
     fn start(target: &Target, counters: &Arc<Counters>) -> Self {
         let errors = Arc::new(AtomicU64::new(0));
+        let answered = Arc::new(AtomicU64::new(0));
         let queues = (0..PUBLISHERS)
             .map(|_| {
                 let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
                 let mut conn = PublishConn::new(target, target.single.addr);
-                let (errors, counters) = (Arc::clone(&errors), Arc::clone(counters));
+                let (errors, counters, answered) = (Arc::clone(&errors), Arc::clone(counters), Arc::clone(&answered));
                 tokio::spawn(async move {
                     while let Some(body) = rx.recv().await {
                         if conn.publish(&body).await.is_err() {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                         counters.published.fetch_add(1, Ordering::Relaxed);
+                        answered.fetch_add(1, Ordering::Relaxed);
                     }
                 });
                 tx
             })
             .collect();
-        Self { queues, errors }
+        Self { queues, errors, answered }
     }
 
-    /// Publishes `publishes` messages to `room` at `rate` from an OS thread (tokio's 1 ms
+    /// Waits until `total` publishes were answered, or `bound` passed.
+    async fn drained(&self, total: u64, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.answered.load(Ordering::Relaxed) < total && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Publishes messages `seqs` to `room` at `rate` from an OS thread (tokio's 1 ms
     /// timer ticks would add up to 1 ms to every latency), stamped for `tracker`.
     fn schedule(
         &self,
         room: &str,
         rate: f64,
-        publishes: usize,
+        seqs: std::ops::Range<usize>,
         size: usize,
         tracker: &Arc<Tracker>,
         recipients: u32,
@@ -243,8 +272,9 @@ impl Publishers {
         let (queues, tracker, room) = (self.queues.clone(), Arc::clone(tracker), room.to_owned());
         std::thread::spawn(move || {
             let start = now_us();
-            for seq in 0..publishes {
-                let intended = start + (seq as f64 * 1e6 / rate) as u64;
+            let first = seqs.start;
+            for seq in seqs {
+                let intended = start + ((seq - first) as f64 * 1e6 / rate) as u64;
                 let now = now_us();
                 if intended > now {
                     std::thread::sleep(Duration::from_micros(intended - now));

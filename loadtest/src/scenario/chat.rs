@@ -253,8 +253,10 @@ pub async fn run(target: &Target, nodes: &[Node], p: &ChatParams) -> anyhow::Res
     }
     if let (Some(b), Some(a), Some(w)) = (&before_joins, &after_joins, &after_window) {
         // Redis' own command time (INFO commandstats), without its event loop: per message
-        // sent in the window (churn included), per room joined while the users connected, and
-        // per script call (roomcast's publish script, for the most part).
+        // sent in the window (churn included) and per room joined while the users connected,
+        // every command counted once (a script's inner commands under their names, the script's
+        // own overhead left out), and per script call (roomcast's publish script, for the most
+        // part, with what it called).
         let (joined, window) = (a.since(b), w.since(a));
         r.figure("Redis µs per publish", window.total_usec() as f64 / sent, "µs", Better::Lower);
         r.figure("Redis µs per subscribe", joined.total_usec() as f64 / joins.max(1) as f64, "µs", Better::Lower);
