@@ -46,7 +46,7 @@ impl Progress {
                     counters.failures.load(Ordering::Relaxed),
                     counters.published.load(Ordering::Relaxed),
                     d,
-                    d - last,
+                    d.saturating_sub(last),
                 );
                 last = d;
                 let _ = std::io::stderr().write_all(line.as_bytes());
