@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Acks, PublishConn, Spec, close_all, open_all, publish_body, receive_all, run_tag, wait_deliveries};
+use super::{Acks, OrgRoom, PublishConn, close_all, open_all, publish_body, receive_all, wait_deliveries};
 use crate::procstat::CpuWindow;
 use crate::progress::{Counters, Progress};
 use crate::report::{Better, ScenarioResult};
@@ -72,13 +72,10 @@ impl Default for BroadcastParams {
 pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<ScenarioResult> {
     let node = &target.single;
     let pids: Vec<u32> = node.pid.into_iter().collect();
-    let tag = run_tag();
-    let org = format!("b{tag}");
-    let room = format!("org:{org}");
+    let org = OrgRoom::new("b", node.addr);
+    let room = org.room.clone();
     let minter = Minter::new(target, Alg::Hs256)?;
-    let specs = (0..p.subscribers)
-        .map(|i| Spec { addr: node.addr, token: minter.mint(&format!("b{tag}u{i}"), Some(&org)), rooms: vec![] })
-        .collect();
+    let specs = org.members(&minter, "u", p.subscribers);
     let counters = Arc::new(Counters::default());
     let tracker = Arc::new(Tracker::new(p.publishes));
     let size = if p.payload >= 1000 && p.payload.is_multiple_of(1000) {
@@ -105,9 +102,7 @@ pub async fn run(target: &Target, p: &BroadcastParams) -> anyhow::Result<Scenari
     let clients = open_all(specs, target.protocol, p.concurrency, &counters).await?;
     let recipients = clients.len() as u32;
     // Joined like the others, then never read: the server's writes to them back up.
-    let slow_specs = (0..p.slow_readers)
-        .map(|i| Spec { addr: node.addr, token: minter.mint(&format!("b{tag}slow{i}"), Some(&org)), rooms: vec![] })
-        .collect();
+    let slow_specs = org.members(&minter, "slow", p.slow_readers);
     let slow_readers = open_all(slow_specs, target.protocol, p.concurrency, &Arc::new(Counters::default())).await?;
     let stop = CancellationToken::new();
     let acks = p.acks.then(|| Acks { room: Arc::from(room.as_str()), every: Duration::from_millis(p.ack_interval_ms) });

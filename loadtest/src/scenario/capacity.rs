@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PublishConn, Spec, open_all, publish_body, receive_all, run_tag, wait_deliveries};
+use super::{OrgRoom, PublishConn, open_all, publish_body, receive_all, wait_deliveries};
 use crate::procstat::CpuWindow;
 use crate::progress::{Counters, Progress};
 use crate::report::{Better, ScenarioResult, fmt_value};
@@ -91,13 +91,10 @@ pub async fn run(target: &Target, p: &CapacityParams) -> anyhow::Result<Scenario
     anyhow::ensure!(p.factor > 1.0 && p.start_rate > 0.0 && p.step_secs > 0.0, "capacity needs rates that grow");
     let node = &target.single;
     let pids: Vec<u32> = node.pid.into_iter().collect();
-    let tag = run_tag();
-    let org = format!("k{tag}");
-    let room = format!("org:{org}");
+    let org = OrgRoom::new("k", node.addr);
+    let room = org.room.clone();
     let minter = Minter::new(target, Alg::Hs256)?;
-    let specs = (0..p.subscribers)
-        .map(|i| Spec { addr: node.addr, token: minter.mint(&format!("k{tag}u{i}"), Some(&org)), rooms: vec![] })
-        .collect();
+    let specs = org.members(&minter, "u", p.subscribers);
     let label = format!("capacity 1→{} {} B, p99 under {} ms", thousands(p.subscribers), p.payload, p.p99_limit_ms);
     let counters = Arc::new(Counters::default());
     let step_delivered = Arc::new(AtomicU64::new(0));

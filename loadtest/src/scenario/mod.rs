@@ -23,6 +23,7 @@ use crate::client::Client;
 use crate::http::HttpConn;
 use crate::progress::Counters;
 use crate::target::{Protocol, Target, source_for};
+use crate::tokens::Minter;
 use crate::tracker::{Tracker, now_us, stamp};
 
 /// One client to open: node, token, rooms to subscribe after connecting.
@@ -215,6 +216,36 @@ pub async fn add_members(target: &Target, addr: SocketAddr, room: &str, users: &
         bail!("/api/members answered {status}: {}", String::from_utf8_lossy(&reply));
     }
     Ok(())
+}
+
+/// The one org room of a single-node run (`broadcast`, `capacity`) and the users who join it
+/// through their token.
+#[derive(Debug, Clone)]
+pub struct OrgRoom {
+    /// The org id, `<prefix><run tag>`.
+    pub org: String,
+    /// `org:<org>`.
+    pub room: String,
+    addr: SocketAddr,
+}
+
+impl OrgRoom {
+    /// A fresh org on the node at `addr`, its id starting with `prefix`.
+    pub fn new(prefix: &str, addr: SocketAddr) -> Self {
+        let org = format!("{prefix}{}", run_tag());
+        Self { room: format!("org:{org}"), org, addr }
+    }
+
+    /// `n` users named `<org><kind><i>`, each in the room from its token alone.
+    pub fn members(&self, minter: &Minter, kind: &str, n: usize) -> Vec<Spec> {
+        (0..n)
+            .map(|i| Spec {
+                addr: self.addr,
+                token: minter.mint(&format!("{}{kind}{i}", self.org), Some(&self.org)),
+                rooms: vec![],
+            })
+            .collect()
+    }
 }
 
 /// A short unique tag for room and user names of one run, so runs do not see each other.
